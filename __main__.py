@@ -1,0 +1,3 @@
+from bpfcap.cli.main import main
+
+main()

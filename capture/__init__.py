@@ -1,0 +1,1 @@
+"""The recording agent. Only capture/bpf_loader.py imports BCC."""

@@ -1,0 +1,54 @@
+/* Shared by every bpfcap BPF program. Reads no kernel struct: only tracepoint arguments,
+ * helpers and user memory (the kernel headers on a host may not match the kernel).
+ *
+ * Compile-time settings arrive as -D flags (read-only constants, no text substitution):
+ *   SELF_TGID      the recorder itself, never recorded
+ *   FILTER_TGID    record only this process (-p)
+ *   FILTER_TREE    record only processes in the `tracked` set (-- COMMAND and descendants)
+ *   HAVE_<cat>__<tp> for each tracepoint that exists on this kernel
+ *   EVENT_<name>   for each event type recorded
+ */
+#include <uapi/linux/ptrace.h>
+
+/* One ring buffer for all types; records are batches, written with BPF_RB_NO_WAKEUP:
+ * user space polls on a timer instead of being woken per record. */
+BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
+
+/* Per CPU, per type: [2*kind] events seen, [2*kind+1] events lost. Seen counts every
+ * event that passed the filters; lost counts those that never reached the ring buffer
+ * (ring buffer full, or the entry map full). written + lost == seen. */
+BPF_PERCPU_ARRAY(stats, u64, 2 * (MAX_KIND + 1));
+
+struct batch_hdr {
+    u32 kind;
+    u32 count;
+    u32 cpu;
+    u32 pad;
+};
+
+#ifdef FILTER_TREE
+BPF_HASH(tracked, u32, u8, 65536);
+#endif
+
+static __always_inline void count_stat(u32 idx, u64 n)
+{
+    u64 *v = stats.lookup(&idx);
+    if (v)
+        *v += n;
+}
+
+static __always_inline int bpfcap_keep(u64 pid_tgid)
+{
+    u32 tgid = pid_tgid >> 32;
+    if (tgid == SELF_TGID)
+        return 0;
+#ifdef FILTER_TGID
+    if (tgid != FILTER_TGID)
+        return 0;
+#endif
+#ifdef FILTER_TREE
+    if (!tracked.lookup(&tgid))
+        return 0;
+#endif
+    return 1;
+}

@@ -1,0 +1,91 @@
+/* open: sys_enter stashes the arguments by thread id, sys_exit emits one row
+ * (BCC opensnoop's kprobe+kretprobe pairing, on stable tracepoints). */
+#define O_CREAT_ 0100
+#define O_TMPFILE_ 020200000
+
+struct open_start {
+    u64 ts;
+    const char *filename;
+    u32 flags;
+    u32 mode;
+    u8 syscall;
+};
+BPF_HASH(open_start, u32, struct open_start, 16384);
+
+static __always_inline int open_enter(const char *filename, u32 flags, u32 mode, u8 sc)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    if (!bpfcap_keep(id))
+        return 0;
+    u32 tid = id;
+    struct open_start s = {};
+    s.ts = bpf_ktime_get_ns();
+    s.filename = filename;
+    s.flags = flags;
+    /* As BCC head: the mode argument means nothing without O_CREAT/O_TMPFILE. */
+    if ((flags & O_CREAT_) || (flags & O_TMPFILE_) == O_TMPFILE_)
+        s.mode = mode;
+    s.syscall = sc;
+    if (open_start.update(&tid, &s)) {
+        count_stat(2 * KIND_open, 1);
+        count_stat(2 * KIND_open + 1, 1);
+    }
+    return 0;
+}
+
+static __always_inline int open_exit(long ret)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    u32 tid = id;
+    struct open_start *s = open_start.lookup(&tid);
+    if (!s)
+        return 0;
+    struct open_batch *b;
+    struct open_event *e = open_slot(&b);
+    if (e) {
+        u64 uid_gid = bpf_get_current_uid_gid();
+        e->ts_ns = s->ts;
+        e->lat_ns = bpf_ktime_get_ns() - s->ts;
+        e->tgid = id >> 32;
+        e->tid = tid;
+        e->uid = uid_gid;
+        e->cpu = bpf_get_smp_processor_id();
+        e->ret = ret;
+        e->flags = s->flags;
+        e->mode = s->mode;
+        e->syscall = s->syscall;
+        bpf_get_current_comm(&e->comm, sizeof(e->comm));
+        if (bpf_probe_read_user_str(&e->path, sizeof(e->path), s->filename) < 0)
+            e->path[0] = 0;
+        open_commit(b);
+    }
+    open_start.delete(&tid);
+    return 0;
+}
+
+#if defined(HAVE_syscalls__sys_enter_open) && defined(HAVE_syscalls__sys_exit_open)
+TRACEPOINT_PROBE(syscalls, sys_enter_open)
+{
+    return open_enter(args->filename, args->flags, args->mode, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_open) { return open_exit(args->ret); }
+#endif
+
+#if defined(HAVE_syscalls__sys_enter_openat) && defined(HAVE_syscalls__sys_exit_openat)
+TRACEPOINT_PROBE(syscalls, sys_enter_openat)
+{
+    return open_enter(args->filename, args->flags, args->mode, 1);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_openat) { return open_exit(args->ret); }
+#endif
+
+#if defined(HAVE_syscalls__sys_enter_openat2) && defined(HAVE_syscalls__sys_exit_openat2)
+TRACEPOINT_PROBE(syscalls, sys_enter_openat2)
+{
+    /* struct open_how is uapi: { u64 flags; u64 mode; u64 resolve; }, in user memory. */
+    u64 how[2] = {};
+    bpf_probe_read_user(&how, sizeof(how), (void *)args->how);
+    return open_enter(args->filename, how[0], how[1], 2);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_openat2) { return open_exit(args->ret); }
+#endif

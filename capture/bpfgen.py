@@ -1,0 +1,133 @@
+"""Generate the BPF C program for a set of event types (pure text; no BCC import).
+
+Per type the generator emits the event struct (from the declaration), a per-CPU batch
+buffer of `batch` events, and three helpers the type's C code uses:
+
+* `<t>_slot(&b)` returns the next free event in this CPU's batch,
+* `<t>_commit(b)` counts the event as seen and, when the batch is full, sends the whole
+  batch as one ring-buffer record (no wake-up) or counts it lost,
+* `<t>_flush()` sends a partial batch; the `bpfcap_flush` perf-event program calls it on
+  every CPU several times a second, so a quiet CPU never holds events for long.
+
+The flush program cannot interrupt a tracepoint program half-way through an append: both
+run under the kernel's per-CPU `bpf_prog_active` guard (perf-event and tracepoint programs
+skip instead of nesting on a CPU), so a batch is only touched by one program at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+from bpfcap.formats.events import EVENT_TYPES, EXEC_ARGSIZE, EXEC_MAXARGS, FORK
+from bpfcap.formats.schema import EventType
+
+# 16 MiB: at 1M open events/s (~340 B each) that is ~50 ms of events, four times the
+# drain period.
+RINGBUF_PAGES = 4096
+FLUSH_HZ = 5
+
+# Hooks the in-kernel process-tree filter needs besides the types' own.
+TREE_HOOKS = ("sched:sched_process_fork", "sched:sched_process_exit")
+
+
+def _bpf_source(name: str) -> str:
+    return resources.files("bpfcap.capture").joinpath("bpf", name).read_text()
+
+
+def hook_macro(tracepoint: str) -> str:
+    cat, name = tracepoint.split(":")
+    return f"HAVE_{cat}__{name}"
+
+
+def _batch_code(t: EventType) -> str:
+    n, name, kid = t.batch, t.name, f"KIND_{t.name}"
+    send = f"""    b->hdr.kind = {kid};
+    b->hdr.cpu = bpf_get_smp_processor_id();
+    if (events.ringbuf_output(b, sizeof(*b), BPF_RB_NO_WAKEUP))
+        count_stat(2 * {kid} + 1, b->hdr.count);
+    b->hdr.count = 0;"""
+    return f"""{t.c_struct()}
+struct {name}_batch {{
+    struct batch_hdr hdr;
+    struct {name}_event ev[{n}];
+}};
+BPF_PERCPU_ARRAY({name}_batches, struct {name}_batch, 1);
+
+static __always_inline struct {name}_event *{name}_slot(struct {name}_batch **bp)
+{{
+    u32 zero = 0;
+    struct {name}_batch *b = {name}_batches.lookup(&zero);
+    if (!b)
+        return 0;
+    u32 i = b->hdr.count;
+    if (i >= {n})
+        return 0;
+    *bp = b;
+    return &b->ev[i];
+}}
+
+static __always_inline void {name}_commit(struct {name}_batch *b)
+{{
+    count_stat(2 * {kid}, 1);
+    b->hdr.count += 1;
+    if (b->hdr.count < {n})
+        return;
+{send}
+}}
+
+static __always_inline void {name}_flush(void)
+{{
+    u32 zero = 0;
+    struct {name}_batch *b = {name}_batches.lookup(&zero);
+    if (!b || b->hdr.count == 0)
+        return;
+{send}
+}}
+"""
+
+
+@dataclass
+class Program:
+    text: str
+    cflags: list[str]
+    types: tuple[EventType, ...]  # types whose structs are compiled (selected + helpers)
+
+
+def generate(
+    selected: tuple[EventType, ...],
+    present: set[str],
+    *,
+    self_tgid: int,
+    filter_tgid: int | None = None,
+    filter_tree: bool = False,
+) -> Program:
+    """The C text and -D flags recording `selected` with the hooks in `present`."""
+    types = tuple(
+        t for t in EVENT_TYPES if t in selected or (filter_tree and t is FORK)
+    )
+    max_kind = max(t.kind_id for t in EVENT_TYPES)
+    parts = [
+        f"#define MAX_KIND {max_kind}",
+        f"#define RINGBUF_PAGES {RINGBUF_PAGES}",
+        f"#define EXEC_MAXARGS {EXEC_MAXARGS}",
+        f"#define EXEC_ARGSIZE {EXEC_ARGSIZE}",
+        *(f"#define KIND_{t.name} {t.kind_id}" for t in EVENT_TYPES),
+        _bpf_source("common.h"),
+        *(_batch_code(t) for t in types),
+        *(_bpf_source(f"{t.name}.c") for t in types),
+        "int bpfcap_flush(void *ctx)\n{\n"
+        + "".join(f"    {t.name}_flush();\n" for t in types)
+        + "    return 0;\n}\n",
+    ]
+    cflags = [f"-DSELF_TGID={self_tgid}"]
+    cflags += [f"-DEVENT_{t.name}" for t in selected]
+    if filter_tgid is not None:
+        cflags.append(f"-DFILTER_TGID={filter_tgid}")
+    if filter_tree:
+        cflags.append("-DFILTER_TREE")
+    hooks = {tp for t in types for group in t.hooks for tp in group}
+    if filter_tree:
+        hooks.update(TREE_HOOKS)
+    cflags += sorted(f"-D{hook_macro(tp)}" for tp in hooks if tp in present)
+    return Program("\n".join(parts), cflags, types)

@@ -1,0 +1,87 @@
+"""The event types bpfcap records. Adding a type: declare it here, add it to EVENT_TYPES,
+write capture/bpf/<name>.c. Everything else (struct, decoder, schema, docs, record -e,
+info) follows from the declaration.
+"""
+
+from __future__ import annotations
+
+from .schema import EventType, Field, trace_schema
+
+# Shared members: the same name means the same thing in every type that has it.
+LAT = Field("lat_ns", "u64", "Time from syscall entry to exit", unit="ns")
+RET = Field("ret", "s64", "Syscall return value (negative errno on failure)")
+
+OPEN_SYSCALLS = ("open", "openat", "openat2")
+EXEC_SYSCALLS = ("execve", "execveat")
+
+# execsnoop's defaults: 128-byte strings, MAXARG 20. We keep argv[1..20] so that every
+# report --max-args up to 21 is exact; `args_truncated` says whether argv went on.
+EXEC_ARGSIZE = 128
+EXEC_MAXARGS = 20
+
+OPEN = EventType(
+    name="open",
+    kind_id=1,
+    doc="A completed open(2), openat(2) or openat2(2); one row per call (opensnoop).",
+    hooks=tuple(
+        (f"syscalls:sys_enter_{sc}", f"syscalls:sys_exit_{sc}") for sc in OPEN_SYSCALLS
+    ),
+    fields=(
+        LAT,
+        RET,
+        Field("flags", "u32", "Open flags (O_*), from the call (openat2: open_how.flags)"),
+        Field(
+            "mode",
+            "u32",
+            "Mode argument; 0 unless O_CREAT or O_TMPFILE is set (as BCC opensnoop)",
+        ),
+        Field("syscall", "u8", "Which system call", enum=OPEN_SYSCALLS),
+        Field("path", "char[256]", "Path argument as passed (first 255 bytes)"),
+    ),
+)
+
+EXEC = EventType(
+    name="exec",
+    kind_id=2,
+    doc="A completed execve(2) or execveat(2), successful or not; one row per call (execsnoop).",
+    hooks=tuple(
+        (f"syscalls:sys_enter_{sc}", f"syscalls:sys_exit_{sc}") for sc in EXEC_SYSCALLS
+    ),
+    fields=(
+        LAT,
+        RET,
+        Field("syscall", "u8", "Which system call", enum=EXEC_SYSCALLS),
+        Field("nargs", "u8", "Number of entries used in args", column=False),
+        Field(
+            "args_truncated",
+            "u8",
+            f"argv had more than {EXEC_MAXARGS} entries after argv[0]",
+            boolean=True,
+        ),
+        Field(
+            "filename",
+            f"char[{EXEC_ARGSIZE}]",
+            f"Filename argument as passed (first {EXEC_ARGSIZE - 1} bytes)",
+        ),
+        Field(
+            "args",
+            f"char[{EXEC_MAXARGS}][{EXEC_ARGSIZE}]",
+            f"argv[1..{EXEC_MAXARGS}] copied at entry (each first {EXEC_ARGSIZE - 1} bytes)",
+            count="nargs",
+        ),
+    ),
+)
+
+FORK = EventType(
+    name="fork",
+    kind_id=3,
+    doc="A new task (process or thread) created by fork/clone; tgid/comm are the parent's.",
+    hooks=(("sched:sched_process_fork",),),
+    fields=(Field("child_pid", "u32", "Task id of the new task (its tgid for a new process)"),),
+)
+
+# The registry: one line per type.
+EVENT_TYPES = (OPEN, EXEC, FORK)
+BY_NAME = {t.name: t for t in EVENT_TYPES}
+BY_KIND_ID = {t.kind_id: t for t in EVENT_TYPES}
+SCHEMA = trace_schema(EVENT_TYPES)

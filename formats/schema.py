@@ -1,0 +1,178 @@
+"""How an event type is declared, and what one declaration produces.
+
+One `EventType` (fields with C types, units and docs) yields:
+
+* the C struct the BPF program fills (`c_struct()`),
+* the numpy dtype that views raw ring-buffer bytes without copying (`numpy_dtype()`),
+* the Arrow fields of the trace schema, with doc and unit in the field metadata.
+
+Every trace is one wide table: the common columns (`COMMON_FIELDS`) plus the union of every
+registered type's own columns, which are null on rows of other kinds. Writers put one kind
+per row group, so `kind = 'open'` prunes row groups from their statistics in any Parquet
+reader. A column name means one thing in every kind that has it (checked at import).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+_INT_TYPES = {
+    "u8": (np.uint8, pa.uint8()),
+    "u16": (np.uint16, pa.uint16()),
+    "u32": (np.uint32, pa.uint32()),
+    "u64": (np.uint64, pa.uint64()),
+    "s32": (np.int32, pa.int32()),
+    "s64": (np.int64, pa.int64()),
+}
+_CHAR_RE = re.compile(r"^char\[(\d+)\](?:\[(\d+)\])?$")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One member of an event struct and, unless `column` is False, one trace column.
+
+    ctype: `u8`..`u64`, `s32`, `s64`, `char[N]` (a NUL-terminated string, stored as
+    binary: kernel strings need not be UTF-8), or `char[K][N]` (K strings; `count` names
+    the member holding how many are used; stored as list<binary>).
+    enum: for an integer code, the names it maps to (stored as a string column).
+    boolean: an integer flag stored as a bool column.
+    """
+
+    name: str
+    ctype: str
+    doc: str
+    unit: str = ""
+    enum: tuple[str, ...] | None = None
+    boolean: bool = False
+    count: str | None = None
+    column: bool = True
+
+    @property
+    def string_shape(self) -> tuple[int, ...] | None:
+        m = _CHAR_RE.match(self.ctype)
+        if not m:
+            return None
+        return (int(m.group(1)), int(m.group(2))) if m.group(2) else (int(m.group(1)),)
+
+    def c_decl(self) -> str:
+        shape = self.string_shape
+        if shape is None:
+            return f"{self.ctype} {self.name};"
+        return "char " + self.name + "".join(f"[{n}]" for n in shape) + ";"
+
+    def numpy_type(self) -> tuple:
+        shape = self.string_shape
+        if shape is None:
+            return (self.name, _INT_TYPES[self.ctype][0])
+        return (self.name, np.uint8, shape)
+
+    def arrow_type(self) -> pa.DataType:
+        shape = self.string_shape
+        if shape is not None:
+            return pa.binary() if len(shape) == 1 else pa.list_(pa.binary())
+        if self.enum is not None:
+            return pa.string()
+        if self.boolean:
+            return pa.bool_()
+        return _INT_TYPES[self.ctype][1]
+
+    def arrow_field(self) -> pa.Field:
+        meta = {"doc": self.doc}
+        if self.unit:
+            meta["unit"] = self.unit
+        return pa.field(self.name, self.arrow_type(), nullable=True, metadata=meta)
+
+
+# Every event starts with these members; they are the trace's first columns after `kind`.
+COMMON_FIELDS: tuple[Field, ...] = (
+    Field(
+        "ts_ns",
+        "u64",
+        "When the event started (syscall entry for paired events), bpf_ktime_get_ns(); "
+        "convert with the trace's clock mapping",
+        unit="ns since boot, CLOCK_MONOTONIC",
+    ),
+    Field("tgid", "u32", "Process id (thread group id), what BCC tools call PID"),
+    Field("tid", "u32", "Thread id (the kernel's task pid)"),
+    Field("uid", "u32", "Real user id of the task"),
+    Field("cpu", "u32", "CPU the event was recorded on (for paired events: at completion)"),
+    Field("comm", "char[16]", "Task command name (at completion for paired events)"),
+)
+
+KIND_FIELD = pa.field(
+    "kind",
+    pa.string(),
+    nullable=False,
+    metadata={"doc": "Event type of the row (one of the registered types); one kind per row group"},
+)
+
+
+@dataclass(frozen=True)
+class EventType:
+    """An event type: its id in the BPF program, its hooks, its fields, its docs.
+
+    hooks: groups of tracepoints ("category:name"); each group works on its own (e.g. the
+    enter/exit pair of one syscall), so a kernel that lacks one group still records the
+    others. The BPF code for the type lives in capture/bpf/<name>.c.
+    batch: events per ring-buffer record (bounded by the 32 KiB per-CPU map value limit).
+    """
+
+    name: str
+    kind_id: int
+    doc: str
+    hooks: tuple[tuple[str, ...], ...]
+    fields: tuple[Field, ...]
+    max_batch: int = 64
+    all_fields: tuple[Field, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "all_fields", COMMON_FIELDS + self.fields)
+
+    @property
+    def columns(self) -> tuple[Field, ...]:
+        return tuple(f for f in self.all_fields if f.column)
+
+    def c_struct(self) -> str:
+        members = "\n".join("    " + f.c_decl() for f in self.all_fields)
+        return f"struct {self.name}_event {{\n{members}\n}};\n"
+
+    def numpy_dtype(self) -> np.dtype:
+        # align=True lays members out as a C compiler does (tested against gcc).
+        return np.dtype([f.numpy_type() for f in self.all_fields], align=True)
+
+    @property
+    def event_size(self) -> int:
+        return self.numpy_dtype().itemsize
+
+    @property
+    def batch(self) -> int:
+        return max(1, min(self.max_batch, (28 * 1024 - BATCH_HEADER_SIZE) // self.event_size))
+
+    def batch_dtype(self) -> np.dtype:
+        return np.dtype(
+            [("hdr", BATCH_HEADER_DTYPE), ("ev", self.numpy_dtype(), (self.batch,))], align=True
+        )
+
+
+# Header of every ring-buffer record: which type, how many events are valid, which CPU.
+BATCH_HEADER_DTYPE = np.dtype(
+    [("kind", np.uint32), ("count", np.uint32), ("cpu", np.uint32), ("pad", np.uint32)]
+)
+BATCH_HEADER_SIZE = BATCH_HEADER_DTYPE.itemsize
+
+
+def trace_schema(types: list[EventType] | tuple[EventType, ...]) -> pa.Schema:
+    """The Arrow schema of a trace holding `types`: kind, common columns, then each type's own."""
+    fields: dict[str, Field] = {}
+    for t in types:
+        for f in t.columns:
+            seen = fields.get(f.name)
+            if seen is None:
+                fields[f.name] = f
+            elif (seen.arrow_type(), seen.unit) != (f.arrow_type(), f.unit):
+                raise TypeError(f"column {f.name!r} declared twice with different meaning")
+    return pa.schema([KIND_FIELD] + [f.arrow_field() for f in fields.values()])

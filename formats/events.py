@@ -23,9 +23,7 @@ OPEN = EventType(
     name="open",
     kind_id=1,
     doc="A completed open(2), openat(2) or openat2(2); one row per call (opensnoop).",
-    hooks=tuple(
-        (f"syscalls:sys_enter_{sc}", f"syscalls:sys_exit_{sc}") for sc in OPEN_SYSCALLS
-    ),
+    hooks=tuple((f"syscalls:sys_enter_{sc}", f"syscalls:sys_exit_{sc}") for sc in OPEN_SYSCALLS),
     fields=(
         LAT,
         RET,
@@ -44,9 +42,7 @@ EXEC = EventType(
     name="exec",
     kind_id=2,
     doc="A completed execve(2) or execveat(2), successful or not; one row per call (execsnoop).",
-    hooks=tuple(
-        (f"syscalls:sys_enter_{sc}", f"syscalls:sys_exit_{sc}") for sc in EXEC_SYSCALLS
-    ),
+    hooks=tuple((f"syscalls:sys_enter_{sc}", f"syscalls:sys_exit_{sc}") for sc in EXEC_SYSCALLS),
     fields=(
         LAT,
         RET,

@@ -1,0 +1,317 @@
+"""Trace files: format version 1.
+
+A trace is Parquet (zstd), in one of two shapes that every command reads alike:
+
+* one file (what a clean stop leaves), or
+* a directory of closed segment files `seg-NNNNNN.parquet` (what a recorder leaves while
+  it runs, as `<output>.partial/`, and after it is killed). A segment is written to a
+  `.tmp` name and renamed when complete, so every `*.parquet` in the directory is whole.
+
+Every file carries, in its Parquet footer key-value metadata:
+
+* `bpfcap.format_version`: the format version, checked before any data is read;
+* `bpfcap.meta`: JSON with the host, kernel, versions, command line, clock mapping, probe
+  manifest, per-type and per-CPU seen/lost counters (cumulative up to the end of that
+  file), process table snapshot, settings and the agent's own resource use.
+
+Rows: see formats/schema.py (one wide table, a `kind` column, one kind per row group).
+Within a kind, rows are in the order they were drained, not strictly by time (CPUs
+drain independently): readers sort by timestamp.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from .errors import IncompatibleTraceError, OutputError, TraceFormatError
+from .events import BY_NAME, SCHEMA
+
+FORMAT_VERSION = 1
+READABLE_VERSIONS = (1,)
+KEY_VERSION = b"bpfcap.format_version"
+KEY_META = b"bpfcap.meta"
+PARTIAL_SUFFIX = ".partial"
+SEGMENT_GLOB = "seg-*.parquet"
+COMPRESSION = "zstd"
+ROW_GROUP_ROWS = 1 << 20
+_UPGRADE = "upgrade bpfcap (pip install -U bpfcap) to read it"
+
+
+def _footer(meta: dict[str, Any]) -> dict[bytes, bytes]:
+    return {
+        KEY_VERSION: str(FORMAT_VERSION).encode(),
+        KEY_META: json.dumps(meta, separators=(",", ":"), sort_keys=True).encode(),
+    }
+
+
+def _open_exclusive(path: Path, force: bool) -> int:
+    """Create `path` 0600 without following a symlink; refuse an existing file unless
+    `force`. Traces hold paths, arguments and addresses: they are private by default."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    if force and path.is_file() and not path.is_symlink():
+        path.unlink()
+    try:
+        return os.open(path, flags, 0o600)
+    except FileExistsError as e:
+        raise OutputError(f"{path} already exists", "pass --force to overwrite it") from e
+    except OSError as e:
+        raise OutputError(f"cannot create {path}: {e.strerror}", "choose another -o path") from e
+
+
+class TraceWriter:
+    """One trace file, written incrementally under a temporary name and renamed into
+    place by `close()` (which adds the footer metadata), so a reader never sees a
+    half-written file under the final name."""
+
+    def __init__(self, path: Path, *, force: bool = False):
+        self.path = path
+        self.force = force
+        self.rows = 0
+        self._tmp = path.with_name(path.name + ".tmp")
+        self._file = os.fdopen(_open_exclusive(self._tmp, force=True), "wb")
+        self._writer = pq.ParquetWriter(self._file, SCHEMA, compression=COMPRESSION)
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+            self.rows += table.num_rows
+
+    def close(self, meta: dict[str, Any]) -> int:
+        """Finish the file with `meta` in its footer; returns its size in bytes."""
+        try:
+            self._writer.add_key_value_metadata(_footer(meta))
+            self._writer.close()
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            if not self.force and self.path.exists():
+                raise OutputError(f"{self.path} already exists", "pass --force to overwrite it")
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path.stat().st_size
+
+    def abort(self) -> None:
+        try:
+            self._writer.close()
+        except Exception:
+            pass
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def write_table_file(
+    path: Path, tables: list[pa.Table], meta: dict[str, Any], *, force: bool = False
+) -> int:
+    """Write `tables` (in the trace schema, one kind each) as one trace file."""
+    w = TraceWriter(path, force=force)
+    for t in tables:
+        w.write(t)
+    return w.close(meta)
+
+
+class SegmentDir:
+    """The directory a recorder writes closed segments into, one per flush period."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.index = 0
+        self._current: TraceWriter | None = None
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError as e:
+            raise OutputError(
+                f"{path} exists (left by a recorder that did not stop cleanly?)",
+                "read it with `bpfcap info`, then move it away",
+            ) from e
+        except OSError as e:
+            raise OutputError(
+                f"cannot create {path}: {e.strerror}", "choose another -o path"
+            ) from e
+
+    def write(self, table: pa.Table) -> None:
+        """Add rows to the segment being written."""
+        if self._current is None:
+            self.index += 1
+            self._current = TraceWriter(self.path / f"seg-{self.index:06d}.parquet")
+        self._current.write(table)
+
+    def close_segment(self, meta: dict[str, Any]) -> None:
+        """Close the current segment (writing an empty one if no rows came)."""
+        if self._current is None:
+            self.write(SCHEMA.empty_table())
+        assert self._current is not None
+        w, self._current = self._current, None
+        w.close(dict(meta, segment=self.index))
+
+    def abort(self) -> None:
+        if self._current is not None:
+            self._current.abort()
+            self._current = None
+
+    def files(self) -> list[Path]:
+        return sorted(self.path.glob(SEGMENT_GLOB))
+
+    def remove(self) -> None:
+        for p in self.path.iterdir():
+            p.unlink()
+        self.path.rmdir()
+
+
+def merge_files(
+    files: list[Path], out: Path, meta: dict[str, Any], *, force: bool = False
+) -> tuple[int, int]:
+    """Copy the rows of `files` (segments) into one trace file, kind by kind, in row
+    groups of up to ROW_GROUP_ROWS rows. Returns (rows, bytes)."""
+    dataset = ds.dataset([str(f) for f in files], format="parquet", schema=SCHEMA)
+    w = TraceWriter(out, force=force)
+    try:
+        for kind in BY_NAME:
+            pending: list[pa.RecordBatch] = []
+            n = 0
+            for b in dataset.to_batches(filter=ds.field("kind") == kind):
+                pending.append(b)
+                n += b.num_rows
+                if n >= ROW_GROUP_ROWS:
+                    w.write(pa.Table.from_batches(pending, SCHEMA))
+                    pending, n = [], 0
+            if pending:
+                w.write(pa.Table.from_batches(pending, SCHEMA))
+    except BaseException:
+        w.abort()
+        raise
+    return w.rows, w.close(meta)
+
+
+@dataclass
+class Trace:
+    """An opened trace: its metadata (from its newest file) and the files holding rows."""
+
+    path: Path
+    files: list[Path]
+    meta: dict[str, Any]
+    complete: bool  # False for a segment directory (the recorder did not stop cleanly)
+    size: int
+    _dataset: ds.Dataset | None = field(default=None, repr=False)
+
+    @property
+    def version(self) -> int:
+        return int(self.meta.get("format_version", 0))
+
+    def read(self, kind: str, columns: list[str] | None = None) -> pa.Table:
+        """The rows of one kind (all columns of that kind unless `columns` is given)."""
+        t = BY_NAME.get(kind)
+        if t is None:
+            raise TraceFormatError(f"unknown event type {kind!r}")
+        names = columns or ["kind"] + [f.name for f in t.columns]
+        if self._dataset is None:
+            self._dataset = ds.dataset([str(p) for p in self.files], format="parquet")
+        missing = [n for n in names if n not in self._dataset.schema.names]
+        if missing:
+            raise TraceFormatError(f"{self.path}: column(s) {', '.join(missing)} missing")
+        try:
+            return self._dataset.to_table(columns=names, filter=ds.field("kind") == kind)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise TraceFormatError(f"{self.path}: unreadable data ({e})") from e
+
+
+def rows_by_kind(trace: Trace) -> dict[str, int]:
+    """Rows per kind, from row-group statistics alone (no data pages read)."""
+    out: dict[str, int] = {}
+    for f in trace.files:
+        md = pq.read_metadata(f)
+        col = md.schema.names.index("kind")
+        for i in range(md.num_row_groups):
+            rg = md.row_group(i)
+            st = rg.column(col).statistics
+            if rg.num_rows == 0:
+                continue
+            if st is None or not st.has_min_max or st.min != st.max:
+                kinds = pq.ParquetFile(f).read_row_group(i, columns=["kind"]).column(0)
+                for k in kinds.to_pylist():
+                    out[k] = out.get(k, 0) + 1
+            else:
+                out[st.min] = out.get(st.min, 0) + rg.num_rows
+    return out
+
+
+def _read_footer(path: Path) -> dict[str, Any]:
+    """Metadata of one file, with the version checked before anything else is trusted."""
+    try:
+        md = pq.read_metadata(path)
+    except PermissionError:
+        raise
+    except (pa.ArrowInvalid, OSError) as e:
+        reason = "empty file" if path.stat().st_size == 0 else f"not a complete Parquet file ({e})"
+        raise TraceFormatError(
+            f"{path}: {reason}", "is it a bpfcap trace? a truncated copy?"
+        ) from e
+    kv = md.metadata or {}
+    if KEY_VERSION not in kv:
+        raise TraceFormatError(
+            f"{path}: a Parquet file, but not a bpfcap trace (no format version)"
+        )
+    try:
+        version = int(kv[KEY_VERSION])
+    except ValueError as e:
+        raise TraceFormatError(f"{path}: unreadable format version {kv[KEY_VERSION]!r}") from e
+    if version not in READABLE_VERSIONS:
+        if version > FORMAT_VERSION:
+            raise IncompatibleTraceError(
+                f"{path}: written in trace format {version}, newer than this bpfcap reads "
+                f"(up to {FORMAT_VERSION})",
+                _UPGRADE,
+            )
+        raise IncompatibleTraceError(f"{path}: unknown trace format version {version}")
+    try:
+        meta = json.loads(kv.get(KEY_META, b"{}"))
+    except ValueError as e:
+        raise TraceFormatError(f"{path}: corrupt bpfcap metadata ({e})") from e
+    if not isinstance(meta, dict):
+        raise TraceFormatError(f"{path}: corrupt bpfcap metadata (not an object)")
+    meta["format_version"] = version
+    return meta
+
+
+def open_trace(path: str | os.PathLike) -> Trace:
+    """Open a trace file or segment directory; `X` also finds `X.partial/` when the
+    recorder writing X did not stop cleanly."""
+    p = Path(path)
+    try:
+        if not p.exists() and Path(str(p) + PARTIAL_SUFFIX).is_dir():
+            p = Path(str(p) + PARTIAL_SUFFIX)
+        if not p.exists():
+            raise TraceFormatError(f"{p}: no such file or directory")
+        if p.is_dir():
+            files = sorted(p.glob(SEGMENT_GLOB))
+            if not files:
+                raise TraceFormatError(f"{p}: a directory with no trace segments in it")
+            complete = False
+        else:
+            files = [p]
+            complete = True
+        metas = [_read_footer(f) for f in files]
+    except PermissionError as e:
+        raise TraceFormatError(
+            f"{e.filename or p}: permission denied",
+            "traces are private (0600): read it as its owner, or copy it with sudo",
+        ) from e
+    meta = metas[-1]
+    if not complete:
+        meta = dict(meta, clean_stop=False)
+    return Trace(
+        p,
+        files,
+        meta,
+        complete and bool(meta.get("clean_stop", True)),
+        sum(f.stat().st_size for f in files),
+    )

@@ -6,6 +6,7 @@ Everything here works on raw bytes; decoding happens in bulk in capture/decode.p
 from __future__ import annotations
 
 import ctypes as ct
+import ctypes.util
 import os
 import tempfile
 import time
@@ -17,6 +18,8 @@ from bpfcap.formats.errors import CaptureUnavailable
 
 from .bpfgen import FLUSH_HZ, Program
 
+# A libc function the recorder calls only to trigger the flush uprobe on a chosen CPU.
+FLUSH_SYMBOL = "getpgid"
 _BCC_FIX = "install Debian's python3-bpfcc (make setup does) and run with a Python that sees it"
 
 
@@ -56,7 +59,7 @@ class LoadedProgram:
     """A compiled, attached program: drain its ring buffer, read its counters."""
 
     def __init__(self, program: Program):
-        bcc = import_bcc()
+        bcc = self._bcc = import_bcc()
         self._program = program
         self._records: list[bytes] = []
         with _quiet_stderr() as log:
@@ -73,7 +76,7 @@ class LoadedProgram:
             self.bpf.attach_perf_event(
                 ev_type=bcc.PerfType.SOFTWARE,
                 ev_config=bcc.PerfSWConfig.CPU_CLOCK,
-                fn_name="bpfcap_flush",
+                fn_name="bpfcap_flush_timer",
                 sample_period=1_000_000_000 // FLUSH_HZ,
                 cpu=-1,
             )
@@ -83,6 +86,18 @@ class LoadedProgram:
                 f"cannot attach the flush timer (cpu-clock perf event): {e}",
                 "perf events must be allowed (kernel.perf_event_paranoid, CAP_PERFMON)",
             ) from e
+        try:
+            self.bpf.attach_uprobe(
+                name="c", sym=FLUSH_SYMBOL, fn_name="bpfcap_flush_uprobe", pid=os.getpid()
+            )
+        except Exception as e:
+            self.bpf.cleanup()
+            raise CaptureUnavailable(
+                f"cannot attach the flush uprobe on libc {FLUSH_SYMBOL}: {e}",
+                "uprobes must be enabled in the kernel (CONFIG_UPROBE_EVENTS)",
+            ) from e
+        self._libc = ct.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        self._cpus = sorted(os.sched_getaffinity(0))
         self.bpf["events"].open_ring_buffer(self._on_record)
         self._n_stats = len(self.bpf["stats"])
 
@@ -96,8 +111,19 @@ class LoadedProgram:
         """Add a process to the in-kernel process-tree filter."""
         self.bpf["tracked"][ct.c_uint32(tgid)] = ct.c_uint8(1)
 
+    def flush(self) -> None:
+        """Make every CPU send its partial batches: run this thread on each CPU in turn
+        and call the uprobed function there."""
+        try:
+            for cpu in self._cpus:
+                os.sched_setaffinity(0, {cpu})
+                getattr(self._libc, FLUSH_SYMBOL)(0)
+        finally:
+            os.sched_setaffinity(0, self._cpus)
+
     def drain(self) -> list[bytes]:
         """Every ring-buffer record written so far (each a batch of events)."""
+        self.flush()
         self.bpf.ring_buffer_consume()
         out, self._records = self._records, []
         return out
@@ -115,7 +141,7 @@ class LoadedProgram:
         for tp in list(self.bpf.tracepoint_fds):
             self.bpf.detach_tracepoint(tp.decode() if isinstance(tp, bytes) else tp)
         self.bpf.detach_perf_event(
-            ev_type=self._bcc_perf_type(), ev_config=self._bcc_cpu_clock()
+            ev_type=self._bcc.PerfType.SOFTWARE, ev_config=self._bcc.PerfSWConfig.CPU_CLOCK
         )
         # Let programs that were running on other CPUs at detach time finish.
         time.sleep(0.05)
@@ -131,7 +157,7 @@ class LoadedProgram:
         """Entry 0 of a per-CPU array, one bytes per possible CPU. Read with our own
         buffer: BCC's derived ctypes type for structs with 2-D char arrays is too small,
         and the kernel's copy then overruns it."""
-        bcc = import_bcc()
+        bcc = self._bcc
         stride = (size + 7) // 8 * 8
         ncpu = len(bcc.utils.get_possible_cpus())
         buf = ct.create_string_buffer(stride * ncpu)
@@ -139,14 +165,6 @@ class LoadedProgram:
         if bcc.lib.bpf_lookup_elem(self.bpf[name].map_fd, ct.byref(key), buf) < 0:
             return []
         return [buf.raw[i * stride : i * stride + size] for i in range(ncpu)]
-
-    @staticmethod
-    def _bcc_perf_type():
-        return import_bcc().PerfType.SOFTWARE
-
-    @staticmethod
-    def _bcc_cpu_clock():
-        return import_bcc().PerfSWConfig.CPU_CLOCK
 
     def close(self) -> None:
         self.bpf.cleanup()

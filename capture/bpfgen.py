@@ -6,12 +6,17 @@ buffer of `batch` events, and three helpers the type's C code uses:
 * `<t>_slot(&b)` returns the next free event in this CPU's batch,
 * `<t>_commit(b)` counts the event as seen and, when the batch is full, sends the whole
   batch as one ring-buffer record (no wake-up) or counts it lost,
-* `<t>_flush()` sends a partial batch; the `bpfcap_flush` perf-event program calls it on
-  every CPU several times a second, so a quiet CPU never holds events for long.
+* `<t>_flush()` sends a partial batch. Two programs call it on each CPU:
+  `bpfcap_flush_uprobe`, a uprobe (on libc's getpgid, in the recorder's process only) that
+  the recorder fires on every CPU in turn by moving its thread there, every drain period;
+  and `bpfcap_flush_timer`, a cpu-clock perf event at FLUSH_HZ. The timer alone is not
+  enough: on an idle CPU it does not fire (seen on this kernel), and the batch a CPU held
+  when it went idle would wait there. The timer still covers CPUs the recorder may not run
+  on (a cpuset); at stop, every CPU's partial batch is read from user space.
 
-The flush program cannot interrupt a tracepoint program half-way through an append: both
-run under the kernel's per-CPU `bpf_prog_active` guard (perf-event and tracepoint programs
-skip instead of nesting on a CPU), so a batch is only touched by one program at a time.
+A flush cannot interrupt a tracepoint program half-way through an append on the same CPU:
+tracepoint, kprobe/uprobe and perf-event programs all run under the kernel's per-CPU
+`bpf_prog_active` guard, which skips a program instead of nesting it.
 """
 
 from __future__ import annotations
@@ -103,9 +108,7 @@ def generate(
     filter_tree: bool = False,
 ) -> Program:
     """The C text and -D flags recording `selected` with the hooks in `present`."""
-    types = tuple(
-        t for t in EVENT_TYPES if t in selected or (filter_tree and t is FORK)
-    )
+    types = tuple(t for t in EVENT_TYPES if t in selected or (filter_tree and t is FORK))
     max_kind = max(t.kind_id for t in EVENT_TYPES)
     parts = [
         f"#define MAX_KIND {max_kind}",
@@ -116,9 +119,12 @@ def generate(
         _bpf_source("common.h"),
         *(_batch_code(t) for t in types),
         *(_bpf_source(f"{t.name}.c") for t in types),
-        "int bpfcap_flush(void *ctx)\n{\n"
+        "static __always_inline void flush_all(void)\n{\n"
         + "".join(f"    {t.name}_flush();\n" for t in types)
-        + "    return 0;\n}\n",
+        + "}\n",
+        # Two entry points: BCC keeps one program type per function name.
+        "int bpfcap_flush_timer(void *ctx) { flush_all(); return 0; }",
+        "int bpfcap_flush_uprobe(void *ctx) { flush_all(); return 0; }",
     ]
     cflags = [f"-DSELF_TGID={self_tgid}"]
     cflags += [f"-DEVENT_{t.name}" for t in selected]

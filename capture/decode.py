@@ -88,5 +88,3 @@ def decode_records(records: list[bytes]) -> dict[str, pa.Table]:
         valid = np.arange(t.batch) < counts[:, None]
         out[t.name] = decode_events(t, batches["ev"][valid])
     return out
-
-

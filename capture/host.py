@@ -1,0 +1,122 @@
+"""Facts about the recording host: identity, clocks, processes, prerequisites.
+
+No BCC here: `bpfcap doctor` and `record`'s early checks use these before loading it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CAP_PERFMON = 38
+CAP_BPF = 39
+CAP_SYS_ADMIN = 21
+
+
+def host_info() -> dict:
+    os_name = ""
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                os_name = line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return {
+        "hostname": socket.gethostname(),
+        "kernel": platform.release(),
+        "kernel_version": platform.version(),
+        "machine": platform.machine(),
+        "os": os_name,
+        "cpus": os.cpu_count(),
+    }
+
+
+def clock_mapping() -> dict:
+    """realtime − monotonic, from the tightest of a few paired readings, plus the local
+    UTC offset: reports print wall-clock times (-T) exactly as on the recording host."""
+    best = None
+    for _ in range(5):
+        r0 = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        m = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        r1 = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        if best is None or r1 - r0 < best[0]:
+            best = (r1 - r0, (r0 + r1) // 2 - m)
+    assert best is not None
+    lt = time.localtime()
+    return {
+        "realtime_minus_monotonic_ns": best[1],
+        "uncertainty_ns": best[0],
+        "boottime_minus_monotonic_ns": time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        - time.clock_gettime_ns(time.CLOCK_MONOTONIC),
+        "utc_offset_s": lt.tm_gmtoff,
+        "tz": lt.tm_zone,
+    }
+
+
+def process_snapshot() -> list[list]:
+    """[pid, ppid, comm] for every process now (from /proc/<pid>/stat)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_bytes()
+        except OSError:
+            continue  # exited meanwhile
+        lp, rp = stat.find(b"("), stat.rfind(b")")
+        fields = stat[rp + 2 :].split()
+        comm = stat[lp + 1 : rp].decode("utf-8", "replace")
+        out.append([int(d), int(fields[1]), comm])
+    out.sort()
+    return out
+
+
+def tracefs_root() -> Path | None:
+    """Where tracepoints are listed: $BPFCAP_TRACEFS, /sys/kernel/tracing or the debugfs one."""
+    env = os.environ.get("BPFCAP_TRACEFS")
+    candidates = (
+        [Path(env)] if env else [Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing")]
+    )
+    for c in candidates:
+        if (c / "events").is_dir():
+            return c
+    return None
+
+
+def present_tracepoints(names: set[str]) -> set[str]:
+    root = tracefs_root()
+    if root is None:
+        return set()
+    return {n for n in names if (root / "events" / n.replace(":", "/")).is_dir()}
+
+
+def _capabilities() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return int(line.split()[1], 16)
+    return 0
+
+
+def can_bpf() -> bool:
+    caps = _capabilities()
+    if os.geteuid() == 0 and caps & (1 << CAP_SYS_ADMIN):
+        return True
+    return bool(caps & (1 << CAP_BPF)) and bool(caps & (1 << CAP_PERFMON))
+
+
+def kernel_headers() -> Path | None:
+    build = Path("/lib/modules") / platform.release() / "build"
+    return build if (build / "include").is_dir() else None
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True

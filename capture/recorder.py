@@ -1,0 +1,356 @@
+"""`bpfcap record`: load the program, drain it into closed segments, merge at stop.
+
+Timeline of a recording to OUT:
+
+1. Everything that can be checked is checked before anything is attached (output path,
+   command, pid, privileges, BCC, headers, tracefs, tracepoints).
+2. With `-- COMMAND`, the command is forked first and held on a pipe; once the program is
+   loaded its pid goes into the in-kernel `tracked` set and it is released, so its first
+   instruction is already filtered in.
+3. Every DRAIN_S the ring buffer is drained and decoded in bulk into the open segment of
+   `OUT.partial/`; every SEGMENT_S that segment is closed (renamed into place, metadata in
+   its footer). A recorder killed at any moment leaves every closed segment readable.
+4. At stop: hooks detached, the rest drained (ring buffer and per-CPU partial batches),
+   the last segment closed, all segments merged into OUT, the directory removed.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bpfcap import __version__
+from bpfcap.formats.errors import CaptureUnavailable, OutputError, UsageError
+from bpfcap.formats.events import EVENT_TYPES
+from bpfcap.formats.schema import EventType
+from bpfcap.formats.trace import FORMAT_VERSION, PARTIAL_SUFFIX, SegmentDir, merge_files
+
+from . import host
+from .bpfgen import FLUSH_HZ, RINGBUF_PAGES, TREE_HOOKS, generate
+from .decode import decode_records
+
+SEGMENT_S = 1.0
+DRAIN_S = 0.1
+
+
+@dataclass
+class RecordOptions:
+    events: tuple[EventType, ...] = EVENT_TYPES
+    output: Path = Path("bpfcap.parquet")
+    duration: float | None = None
+    pid: int | None = None
+    command: list[str] | None = None
+    force: bool = False
+    argv: list[str] = field(default_factory=lambda: list(sys.argv))
+
+
+@dataclass
+class RecordResult:
+    path: Path
+    events: int
+    lost: int
+    size: int
+    exit_status: int | None
+    meta: dict
+
+
+def validate(opts: RecordOptions) -> None:
+    """Checks on the arguments, before anything is loaded or attached."""
+    out = opts.output
+    if opts.duration is not None and opts.duration <= 0:
+        raise UsageError(f"duration must be positive, not {opts.duration}")
+    if opts.pid is not None and not Path(f"/proc/{opts.pid}").is_dir():
+        raise UsageError(f"no process with pid {opts.pid}")
+    if opts.command:
+        if shutil.which(opts.command[0]) is None:
+            raise UsageError(f"command not found: {opts.command[0]}")
+        if opts.pid is not None:
+            raise UsageError("-p and -- COMMAND cannot be combined")
+    if out.exists() and not opts.force:
+        raise OutputError(f"{out} already exists", "pass --force to overwrite it")
+    if out.is_dir():
+        raise OutputError(f"{out} is a directory", "give a file name with -o")
+    partial = Path(str(out) + PARTIAL_SUFFIX)
+    if partial.exists():
+        raise OutputError(
+            f"{partial} exists, left by a recording that did not stop cleanly",
+            f"read it with `bpfcap info {partial}` and move it away",
+        )
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {out}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {out}: permission denied on {parent}")
+
+
+def check_host() -> None:
+    """Raise CaptureUnavailable with the fix for the first missing prerequisite."""
+    if not host.can_bpf():
+        raise CaptureUnavailable(
+            "recording needs root (or CAP_BPF and CAP_PERFMON)", "run it with sudo"
+        )
+    from .bpf_loader import import_bcc
+
+    import_bcc()
+    if host.kernel_headers() is None:
+        raise CaptureUnavailable(
+            f"no kernel headers at /lib/modules/{os.uname().release}/build "
+            "(BCC compiles against them)",
+            "install linux-headers-$(uname -r), or run `make setup`",
+        )
+    if host.tracefs_root() is None:
+        raise CaptureUnavailable(
+            "tracefs is not mounted", "mount -t tracefs nodev /sys/kernel/tracing"
+        )
+
+
+def probe_manifest(
+    types: tuple[EventType, ...], present: set[str], filter_tree: bool
+) -> list[dict]:
+    """One entry per hook group: attached, or missing (which tracepoint, and so what)."""
+    out = []
+    groups = [(t.name, g) for t in types for g in t.hooks]
+    if filter_tree:
+        groups.append(("(process tree filter)", TREE_HOOKS))
+    for name, group in groups:
+        missing = [tp for tp in group if tp not in present]
+        out.append(
+            {
+                "event": name,
+                "tracepoints": list(group),
+                "status": "missing" if missing else "attached",
+                "reason": f"tracepoint {', '.join(missing)} not on this kernel" if missing else "",
+            }
+        )
+    return out
+
+
+def _spawn_held(command: list[str]) -> tuple[int, int]:
+    """Fork `command`, held until a byte arrives on the returned pipe (EOF: it exits)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.close(w)
+            go = os.read(r, 1)
+            os.close(r)
+            if go == b"x":
+                os.execvp(command[0], command)
+        finally:
+            os._exit(127)
+    os.close(r)
+    return pid, w
+
+
+class Recorder:
+    def __init__(self, opts: RecordOptions, log: Callable[[str], None]):
+        self.opts = opts
+        self.log = log
+        self._stop_reason: str | None = None
+        self.written = {t.name: 0 for t in EVENT_TYPES}
+
+    def _on_signal(self, signum, _frame) -> None:
+        self._stop_reason = signal.Signals(signum).name
+
+    def run(self) -> RecordResult:
+        opts = self.opts
+        validate(opts)
+        check_host()
+        filter_tree = bool(opts.command)
+        wanted = {tp for t in opts.events for g in t.hooks for tp in g}
+        if filter_tree:
+            wanted.update(TREE_HOOKS)
+        present = host.present_tracepoints(wanted)
+        manifest = probe_manifest(opts.events, present, filter_tree)
+        usable = {m["event"] for m in manifest if m["status"] == "attached"}
+        for m in manifest:
+            if m["status"] != "attached":
+                self.log(f"warning: {m['event']}: {m['reason']}; those calls are not recorded")
+        if not any(t.name in usable for t in opts.events):
+            raise CaptureUnavailable(
+                "none of the requested events can be recorded on this kernel",
+                "run `bpfcap doctor` to see which tracepoints are missing",
+            )
+        if filter_tree and "(process tree filter)" not in usable:
+            raise CaptureUnavailable(
+                "cannot follow a command's processes: sched_process_fork/exit tracepoints missing"
+            )
+
+        # The segment directory is created before anything is loaded: an unwritable
+        # output fails here, not after attaching.
+        segments = SegmentDir(Path(str(opts.output) + PARTIAL_SUFFIX))
+        child = release = None
+        if opts.command:
+            child, release = _spawn_held(opts.command)
+        program = generate(
+            opts.events,
+            present,
+            self_tgid=os.getpid(),
+            filter_tgid=opts.pid,
+            filter_tree=filter_tree,
+        )
+        from .bpf_loader import LoadedProgram
+
+        t0 = time.monotonic()
+        try:
+            loaded = LoadedProgram(program)
+        except BaseException:
+            if child is not None:
+                os.close(release)
+                os.waitpid(child, 0)
+            segments.remove()
+            raise
+        load_s = time.monotonic() - t0
+        try:
+            return self._record(loaded, segments, manifest, child, release, load_s)
+        finally:
+            loaded.close()
+
+    def _record(self, loaded, segments, manifest, child, release, load_s) -> RecordResult:
+        opts = self.opts
+        self.static_meta = {
+            "format_version": FORMAT_VERSION,
+            "bpfcap_version": __version__,
+            "host": host.host_info(),
+            "command_line": opts.argv,
+            "clock": host.clock_mapping(),
+            "processes": host.process_snapshot(),
+            "probes": manifest,
+            "settings": {
+                "events": [t.name for t in opts.events],
+                "pid": opts.pid,
+                "command": opts.command,
+                "duration_s": opts.duration,
+                "segment_s": SEGMENT_S,
+                "drain_s": DRAIN_S,
+                "flush_hz": FLUSH_HZ,
+                "ringbuf_pages": RINGBUF_PAGES,
+                "batch": {t.name: t.batch for t in opts.events},
+            },
+            "agent": {"bpf_load_s": round(load_s, 3)},
+        }
+        self.start_ns = time.monotonic_ns()
+        partial = segments.path
+        if child is not None:
+            loaded.track(child)
+            os.write(release, b"x")
+            os.close(release)
+        scope = (
+            f"`{' '.join(opts.command)}` and its descendants"
+            if opts.command
+            else f"pid {opts.pid}"
+            if opts.pid
+            else "system-wide"
+        )
+        length = f" for {opts.duration:g} s" if opts.duration else ""
+        self.log(
+            f"Recording {','.join(t.name for t in opts.events)} {scope}{length} "
+            f"to {opts.output}; Ctrl-C to stop"
+        )
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        exit_status = None
+        error: BaseException | None = None
+        try:
+            deadline = self.start_ns + opts.duration * 1e9 if opts.duration else None
+            next_segment = self.start_ns + SEGMENT_S * 1e9
+            while self._stop_reason is None:
+                time.sleep(DRAIN_S)
+                self._write(segments, loaded.drain())
+                now = time.monotonic_ns()
+                if child is not None:
+                    pid, status = os.waitpid(child, os.WNOHANG)
+                    if pid:
+                        exit_status = os.waitstatus_to_exitcode(status)
+                        exit_status = 128 - exit_status if exit_status < 0 else exit_status
+                        self._stop_reason = "command exited"
+                if deadline is not None and now >= deadline:
+                    self._stop_reason = "duration"
+                if now >= next_segment:
+                    segments.close_segment(self._meta(loaded, now, clean=False))
+                    next_segment += SEGMENT_S * 1e9
+        except OSError as e:
+            error = e
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+        # Stop: nothing more can arrive once the hooks are detached.
+        if error is None:
+            try:
+                self._write(segments, loaded.stop())
+                end = time.monotonic_ns()
+                segments.close_segment(self._meta(loaded, end, clean=False))
+            except OSError as e:
+                error = e
+        if error is not None:
+            segments.abort()
+            kept = len(segments.files())
+            raise OutputError(
+                f"writing {partial} failed: {getattr(error, 'strerror', None) or error}; "
+                f"stopped, {kept} complete segment(s) kept in {partial}",
+                "free space or fix permissions; every command reads that directory as a trace",
+            ) from error
+        if child is not None and exit_status is None:
+            # Stopped by -d or a signal while the command still runs: it is not ours to kill.
+            self.log(f"note: command (pid {child}) still running; recording stopped")
+        final = self._meta(loaded, end, clean=True)
+        try:
+            _rows, size = merge_files(segments.files(), opts.output, final, force=opts.force)
+        except OSError as e:
+            raise OutputError(
+                f"writing {opts.output} failed: {e.strerror or e}",
+                f"the complete recording is kept as segments in {partial}",
+            ) from e
+        segments.remove()
+        ev = final["events"]
+        return RecordResult(
+            opts.output,
+            sum(v["written"] for v in ev.values()),
+            sum(v["lost"] for v in ev.values()),
+            size,
+            exit_status,
+            final,
+        )
+
+    def _write(self, segments: SegmentDir, records: list[bytes]) -> None:
+        if not records:
+            return
+        for name, table in decode_records(records).items():
+            segments.write(table)
+            self.written[name] += table.num_rows
+
+    def _meta(self, loaded, now_ns: int, clean: bool) -> dict:
+        stats = loaded.stats()
+        events = {}
+        for t in self.opts.events:
+            seen = stats[:, 2 * t.kind_id]
+            lost = stats[:, 2 * t.kind_id + 1]
+            events[t.name] = {
+                "seen": int(seen.sum()),
+                "lost": int(lost.sum()),
+                "written": self.written[t.name],
+                "seen_per_cpu": [int(x) for x in seen],
+                "lost_per_cpu": [int(x) for x in lost],
+            }
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        agent = dict(
+            self.static_meta["agent"],
+            cpu_user_s=round(ru.ru_utime, 3),
+            cpu_sys_s=round(ru.ru_stime, 3),
+            max_rss_kb=ru.ru_maxrss,
+        )
+        return dict(
+            self.static_meta,
+            start_ns=self.start_ns,
+            end_ns=now_ns,
+            clean_stop=clean,
+            stop_reason=self._stop_reason,
+            events=events,
+            agent=agent,
+        )

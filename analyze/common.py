@@ -1,0 +1,182 @@
+"""Helpers shared by the report analyses: completion time and row order, the `-d` window,
+wall-clock conversion, the parent of a process, and the output column declaration.
+
+All pure: tables and plain values from the trace metadata in, arrays out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+NS_PER_S = 1_000_000_000
+END = "end_ns"  # the completion-time column that sort_by_completion() adds
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    """One column of a report: its name and meaning in the returned table, and how BCC
+    prints it. The text line is each shown column's format concatenated left to right, so
+    a format carries its own separator (BCC's `"%-6d %-16s "` becomes `"%-6d "` and
+    `"%-16s "`).
+
+    head_fmt: %-format of the header label, also used for `null` (e.g. `"%-7s "`).
+    fmt: %-format of a value (e.g. `"%-7d "`); applied to bytes for string columns.
+    null: what a null value prints as in text (BCC's `?`, `n/a`).
+    """
+
+    name: str
+    doc: str
+    header: str
+    head_fmt: str
+    fmt: str
+    null: str = ""
+
+
+def select_columns(declared: Sequence[OutputColumn], arrays: dict[str, pa.Array]) -> pa.Table:
+    """The report table: the columns present in `arrays`, in declaration order, each with
+    its doc in the field metadata."""
+    fields, data = [], []
+    for c in declared:
+        if c.name in arrays:
+            a = arrays[c.name]
+            fields.append(pa.field(c.name, a.type, metadata={"doc": c.doc}))
+            data.append(a)
+    return pa.Table.from_arrays(data, schema=pa.schema(fields))
+
+
+def completion_ns(table: pa.Table) -> pa.Array:
+    """ts_ns + lat_ns (entry time plus latency): when the call returned, which is when BCC
+    prints it. A missing latency counts as 0."""
+    ts = table.column("ts_ns").combine_chunks()
+    if "lat_ns" not in table.column_names:
+        return ts
+    lat = pc.fill_null(table.column("lat_ns").combine_chunks(), 0)
+    return pc.add(ts, lat)
+
+
+def sort_by_completion(table: pa.Table) -> pa.Table:
+    """Rows ordered by completion time, ties broken by tid (then by the order read, so
+    equal rows keep a stable order), with the completion time added as column `end_ns`."""
+    table = table.append_column(END, completion_ns(table))
+    return table.sort_by([(END, "ascending"), ("tid", "ascending")])
+
+
+def window_mask(end_ns: pa.Array, start_ns: int, duration_s: float) -> pa.Array:
+    """`-d N`: True for events completing within the first N seconds after `start_ns`
+    (the recording's start), as a BCC tool run for N seconds would have printed them."""
+    limit = start_ns + int(duration_s * NS_PER_S)
+    return pc.less(end_ns, pa.scalar(limit, pa.uint64()))
+
+
+def seconds_since(end_ns: pa.Array, ref_ns: int) -> pa.Array:
+    """(end_ns - ref_ns) / 1e9 as float64 (BCC's float seconds), negative if earlier."""
+    delta = pc.subtract(end_ns.cast(pa.int64()), pa.scalar(ref_ns, pa.int64()))
+    return pc.divide(delta.cast(pa.float64()), float(NS_PER_S))
+
+
+def wall_clock(end_ns: pa.Array, clock: dict[str, Any]) -> pa.Array:
+    """`HH:MM:SS` local wall-clock time of monotonic timestamps, as strftime printed it on
+    the recording host: realtime = monotonic + realtime_minus_monotonic_ns, shifted by the
+    host's UTC offset at the start of recording (a DST change during recording is not
+    followed; the offset, not the zone name, is what the trace records exactly)."""
+    offset = int(clock.get("realtime_minus_monotonic_ns", 0))
+    utc_offset = int(clock.get("utc_offset_s", 0))
+    ns = np.asarray(end_ns.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    local_s = (ns + offset) // NS_PER_S + utc_offset
+    return pc.strftime(pa.array(local_s, pa.int64()).cast(pa.timestamp("s")), format="%H:%M:%S")
+
+
+def parents(
+    tgid: pa.Array,
+    ts_ns: pa.Array,
+    forks: pa.Table,
+    processes: Sequence[Sequence[Any]],
+) -> tuple[pa.Array, pa.Array]:
+    """Parent pid and parent comm of each process `tgid[i]` as of time `ts_ns[i]`.
+
+    The parent is the tgid of the last `fork` row with child_pid == tgid at or before ts
+    (its comm is that row's comm, the parent's comm at fork time); failing that, the ppid
+    in the /proc snapshot taken at start (`processes`: [pid, ppid, comm] rows) with the
+    snapshot comm of that ppid. Unknown (or 0, as BCC treats it) gives null for both;
+    a known ppid missing from the snapshot gives a null comm only.
+
+    Returns (ppid int64, pcomm binary).
+    """
+    n = len(tgid)
+    ex_pid = np.asarray(tgid.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    ex_ts = np.asarray(ts_ns.cast(pa.uint64()).to_numpy(zero_copy_only=False), dtype=np.uint64)
+    nf = forks.num_rows
+    fk_child = _ints(forks, "child_pid", np.int64)
+    fk_ts = _ints(forks, "ts_ns", np.uint64)
+    fk_tgid = _ints(forks, "tgid", np.int64)
+    fk_comm = forks.column("comm").to_pylist() if nf else []
+
+    # Merge forks and lookups in (pid, ts) order, forks before lookups at equal ts; the
+    # last fork seen at each position is then the candidate, valid if its pid matches.
+    pid = np.concatenate([fk_child, ex_pid])
+    ts = np.concatenate([fk_ts, ex_ts])
+    is_lookup = np.concatenate([np.zeros(nf, np.int8), np.ones(n, np.int8)])
+    order = np.lexsort((is_lookup, ts, pid))
+    pos = np.arange(len(order))
+    last_fork = np.maximum.accumulate(np.where(is_lookup[order] == 0, pos, -1))
+    found = np.full(n, -1, dtype=np.int64)  # fork row index per lookup, -1 if none
+    at = np.nonzero(is_lookup[order] == 1)[0]
+    cand = last_fork[at]
+    ok = (cand >= 0) & (pid[order][np.maximum(cand, 0)] == pid[order][at])
+    found[order[at] - nf] = np.where(ok, order[np.maximum(cand, 0)], -1)
+
+    snapshot = {int(p): (int(pp), as_bytes(c)) for p, pp, c in processes}
+    ppids: list[int | None] = []
+    pcomms: list[bytes | None] = []
+    for i in range(n):
+        f = int(found[i])
+        if f >= 0:
+            pp, comm = int(fk_tgid[f]), fk_comm[f]
+        else:
+            pp = snapshot.get(int(ex_pid[i]), (0, None))[0]
+            comm = snapshot.get(pp, (0, None))[1]
+        known = pp > 0
+        ppids.append(pp if known else None)
+        pcomms.append(comm if known else None)
+    return pa.array(ppids, pa.int64()), pa.array(pcomms, pa.binary())
+
+
+def _ints(table: pa.Table, name: str, dtype: type) -> np.ndarray:
+    col = pc.fill_null(table.column(name).combine_chunks(), 0)
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=dtype)
+
+
+def match_bytes(values: pa.Array, predicate: Callable[[bytes], object]) -> pa.Array:
+    """Boolean mask: predicate(value) for each binary value (False for null). The predicate
+    runs once per distinct value (comms repeat a lot), not once per row."""
+    distinct = pc.unique(values).to_pylist()
+    good = [v for v in distinct if v is not None and predicate(v)]
+    return pc.is_in(values, value_set=pa.array(good, values.type))
+
+
+def as_int64(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """`col` as int64, so any number a user gives (even a negative one) compares with it."""
+    return col.cast(pa.int64())
+
+
+def as_bytes(s: str | bytes) -> bytes:
+    """Text as the bytes it came from (Python decodes argv, and bpfcap the /proc comms of
+    the snapshot, with surrogateescape), to compare with the raw kernel bytes of comm,
+    path and args."""
+    return s if isinstance(s, bytes) else s.encode("utf-8", "surrogateescape")
+
+
+def filter_all(table: pa.Table, masks: list[Any]) -> pa.Table:
+    """The rows of `table` where every mask is True (null counts as False)."""
+    if not masks:
+        return table
+    keep = masks[0]
+    for m in masks[1:]:
+        keep = pc.and_(keep, m)
+    return table.filter(pc.fill_null(keep, False))

@@ -1,0 +1,46 @@
+"""What a trace holds: the summary behind `bpfcap info` (pure; no printing)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def summarize(
+    meta: dict[str, Any], rows_by_kind: dict[str, int], *, size: int, files: int, complete: bool
+) -> dict[str, Any]:
+    """A JSON-ready summary: identity, time span, events per type (rows in the files, and
+    the kernel's seen/lost counters), probe manifest, agent cost."""
+    clock = meta.get("clock", {})
+    offset = clock.get("realtime_minus_monotonic_ns", 0)
+    start, end = meta.get("start_ns"), meta.get("end_ns")
+    events = {}
+    counters = meta.get("events", {})
+    for kind in sorted(set(rows_by_kind) | set(counters)):
+        c = counters.get(kind, {})
+        events[kind] = {
+            "rows": rows_by_kind.get(kind, 0),
+            "seen": c.get("seen"),
+            "lost": c.get("lost", 0),
+            "lost_per_cpu": c.get("lost_per_cpu", []),
+        }
+    return {
+        "format_version": meta.get("format_version"),
+        "bpfcap_version": meta.get("bpfcap_version"),
+        "host": meta.get("host", {}),
+        "command_line": meta.get("command_line", []),
+        "start_realtime_ns": start + offset if start is not None else None,
+        "end_realtime_ns": end + offset if end is not None else None,
+        "utc_offset_s": clock.get("utc_offset_s", 0),
+        "tz": clock.get("tz", "UTC"),
+        "duration_s": (end - start) / 1e9 if start is not None and end is not None else None,
+        "clean_stop": complete and bool(meta.get("clean_stop", False)),
+        "stop_reason": meta.get("stop_reason"),
+        "events": events,
+        "lost": sum(e["lost"] or 0 for e in events.values()),
+        "probes": meta.get("probes", []),
+        "settings": meta.get("settings", {}),
+        "agent": meta.get("agent", {}),
+        "processes_at_start": len(meta.get("processes", [])),
+        "size_bytes": size,
+        "files": files,
+    }

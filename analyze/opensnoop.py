@@ -1,0 +1,170 @@
+"""opensnoop: one row per completed open, as BCC's tools/opensnoop.py (v0.37) prints it,
+with its flags applied after the fact."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from bpfcap.analyze.common import (
+    END,
+    OutputColumn,
+    as_bytes,
+    as_int64,
+    filter_all,
+    match_bytes,
+    select_columns,
+    sort_by_completion,
+    window_mask,
+)
+from bpfcap.formats.errors import UsageError
+
+# What Python's os.O_* are on Linux x86_64, which is what BCC's `-f` resolves names with
+# on the recording host. A table rather than `os`, so that a report on another OS (macOS
+# has other values) means the same thing. O_LARGEFILE is 0 in glibc's 64-bit ABI, so like
+# O_RDONLY it matches nothing.
+O_FLAGS = {
+    "O_RDONLY": 0o0,
+    "O_WRONLY": 0o1,
+    "O_RDWR": 0o2,
+    "O_ACCMODE": 0o3,
+    "O_CREAT": 0o100,
+    "O_EXCL": 0o200,
+    "O_NOCTTY": 0o400,
+    "O_TRUNC": 0o1000,
+    "O_APPEND": 0o2000,
+    "O_NONBLOCK": 0o4000,
+    "O_NDELAY": 0o4000,
+    "O_DSYNC": 0o10000,
+    "O_ASYNC": 0o20000,
+    "O_DIRECT": 0o40000,
+    "O_LARGEFILE": 0o0,
+    "O_DIRECTORY": 0o200000,
+    "O_NOFOLLOW": 0o400000,
+    "O_NOATIME": 0o1000000,
+    "O_CLOEXEC": 0o2000000,
+    "O_SYNC": 0o4010000,
+    "O_FSYNC": 0o4010000,
+    "O_RSYNC": 0o4010000,
+    "O_PATH": 0o10000000,
+    "O_TMPFILE": 0o20200000,  # includes O_DIRECTORY
+}
+O_CREAT = O_FLAGS["O_CREAT"]
+O_TMPFILE = O_FLAGS["O_TMPFILE"]
+
+COLUMNS = (
+    OutputColumn(
+        "time_s", "Seconds from the first open to this one (-T)", "TIME(s)", "%-14s", "%-14.9f"
+    ),
+    OutputColumn("uid", "User id (-U)", "UID", "%-6s", "%-6d"),
+    OutputColumn("pid", "Process id (tgid); absent with -t", "PID", "%-6s ", "%-6d "),
+    OutputColumn("tid", "Thread id; only with -t", "TID", "%-6s ", "%-6d "),
+    OutputColumn("comm", "Task command name (raw bytes)", "COMM", "%-16s ", "%-16s "),
+    OutputColumn("fd", "File descriptor returned, -1 on failure", "FD", "%4s ", "%4d "),
+    OutputColumn("err", "errno on failure, else 0", "ERR", "%3s ", "%3d "),
+    OutputColumn("flags", "Open flags, printed in octal (-e)", "FLAGS", "%-8s ", "%08o "),
+    OutputColumn(
+        "mode",
+        "Mode, printed in octal (-e); null (`n/a`) when 0 and neither O_CREAT nor O_TMPFILE",
+        "MODE",
+        "%-4s ",
+        "%04o ",
+        null="n/a",
+    ),
+    OutputColumn("path", "Path as passed to the call (raw bytes)", "PATH", "%s", "%s"),
+)
+
+
+@dataclass(frozen=True)
+class Options:
+    """opensnoop's flags. `flag_filter`: O_* names; `name`: a substring of comm."""
+
+    timestamp: bool = False  # -T
+    print_uid: bool = False  # -U
+    failed: bool = False  # -x: only failed opens
+    pid: int | None = None  # -p
+    tid: int | None = None  # -t (wins over -p)
+    uid: int | None = None  # -u
+    name: str | bytes | None = None  # -n
+    extended_fields: bool = False  # -e
+    flag_filter: tuple[str, ...] = ()  # -f, repeatable
+    duration: float | None = None  # -d seconds
+
+
+def flag_mask(names: tuple[str, ...] | list[str]) -> int:
+    """OR of the named O_* flags; UsageError `Bad flag: X` (BCC's message) for others."""
+    mask = 0
+    for name in names:
+        if name not in O_FLAGS:
+            raise UsageError(f"Bad flag: {name}", "use O_* names as in open(2), e.g. O_CREAT")
+        mask |= O_FLAGS[name]
+    return mask
+
+
+def opensnoop(opens: pa.Table, options: Options, *, start_ns: int) -> pa.Table:
+    """The opensnoop report of `opens` (rows of kind `open`); `start_ns` is the recording's
+    start (for -d).
+
+    Rows are in completion order (ties by tid). Columns, in order, those of `COLUMNS` that
+    the options show: time_s (-T; float seconds from the first open that BCC would have
+    received, i.e. the first passing -p/-t/-u/-f, counted in whole microseconds as BCC),
+    uid (-U), pid or tid (-t), comm (binary), fd (int64), err (int64), flags and mode (-e;
+    uint32, mode null for `n/a`), path (binary).
+    """
+    mask = flag_mask(options.flag_filter)
+    t = sort_by_completion(opens)
+
+    # What BCC filters in the kernel: the events it never receives.
+    keep = []
+    if options.tid is not None:
+        keep.append(pc.equal(as_int64(t["tid"]), options.tid))
+    elif options.pid is not None:
+        keep.append(pc.equal(as_int64(t["tgid"]), options.pid))
+    if options.uid is not None:
+        keep.append(pc.equal(as_int64(t["uid"]), options.uid))
+    if options.flag_filter:
+        keep.append(pc.not_equal(pc.bit_wise_and(t["flags"], mask), 0))
+    t = filter_all(t, keep)
+    first_us = t[END][0].as_py() // 1000 if t.num_rows else 0
+
+    # What its user space skips after receiving (-T still counts from the first received).
+    keep = []
+    if options.failed:
+        keep.append(pc.less(t["ret"], 0))
+    if options.name is not None:
+        name = as_bytes(options.name)
+        keep.append(match_bytes(t["comm"], lambda comm: name in comm))
+    if options.duration is not None:
+        keep.append(window_mask(t[END], start_ns, options.duration))
+    t = filter_all(t, keep)
+
+    ret = pc.fill_null(t["ret"], 0).combine_chunks().cast(pa.int64())
+    ok = pc.greater_equal(ret, 0)
+    out = {
+        "comm": t["comm"].combine_chunks(),
+        "fd": pc.if_else(ok, ret, -1),
+        "err": pc.if_else(ok, 0, pc.negate(ret)),
+        "path": t["path"].combine_chunks(),
+    }
+    if options.tid is not None:
+        out["tid"] = t["tid"].combine_chunks()
+    else:
+        out["pid"] = t["tgid"].combine_chunks()
+    if options.timestamp:
+        ts_us = pc.divide(t[END].combine_chunks(), 1000).cast(pa.int64())
+        delta = pc.subtract(ts_us, first_us).cast(pa.float64())
+        out["time_s"] = pc.divide(delta, 1_000_000.0)
+    if options.print_uid:
+        out["uid"] = t["uid"].combine_chunks()
+    if options.extended_fields:
+        flags = pc.fill_null(t["flags"], 0).combine_chunks()
+        mode = pc.fill_null(t["mode"], 0).combine_chunks()
+        na = pc.and_(
+            pc.and_(pc.equal(mode, 0), pc.equal(pc.bit_wise_and(flags, O_CREAT), 0)),
+            pc.not_equal(pc.bit_wise_and(flags, O_TMPFILE), O_TMPFILE),
+        )
+        out["flags"] = flags
+        out["mode"] = pc.if_else(na, pa.scalar(None, mode.type), mode)
+    return select_columns(COLUMNS, out)

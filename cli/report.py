@@ -1,0 +1,189 @@
+"""`bpfcap report`: BCC tools' output rebuilt from a trace, with their flags.
+
+Each command: parse options, open the trace, read the kinds it needs, call the analysis
+(analyze/), render (cli/render.py), then say on stderr what the trace could not show.
+Heavy imports happen inside the commands so that `bpfcap --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from bpfcap.formats.trace import Trace
+
+_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "csv"]),
+    default="text",
+    show_default=True,
+    help="text: as the BCC tool prints it; json: JSON Lines; csv: with a header row.",
+)
+
+
+@click.group()
+def report() -> None:
+    """Rebuild a BCC tool's output from a trace, offline (no root, no BCC needed)."""
+
+
+@report.command(
+    epilog="""\b
+examples:
+  bpfcap report opensnoop t.parquet              # all opens
+  bpfcap report opensnoop t.parquet -T -U -e     # with time, uid, flags and mode
+  bpfcap report opensnoop t.parquet -x -p 181    # failed opens of PID 181
+  bpfcap report opensnoop t.parquet -f O_CREAT   # opens that may create a file
+  bpfcap report opensnoop t.parquet -n ssh -d 5  # comm contains "ssh", first 5 s
+  bpfcap report opensnoop t.parquet --format csv > opens.csv"""
+)
+@click.argument("trace")
+@click.option("-T", "--timestamp", is_flag=True, help="Include a TIME(s) column.")
+@click.option("-U", "--print-uid", is_flag=True, help="Include a UID column.")
+@click.option("-x", "--failed", is_flag=True, help="Only show failed opens.")
+@click.option("-p", "--pid", type=int, help="Only this process.")
+@click.option("-t", "--tid", type=int, help="Only this thread (first column becomes TID).")
+@click.option("-u", "--uid", type=int, help="Only this user id.")
+@click.option(
+    "-d",
+    "--duration",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Only the first SECONDS of the recording.",
+)
+@click.option("-n", "--name", metavar="NAME", help="Only processes whose name contains NAME.")
+@click.option("-e", "--extended-fields", is_flag=True, help="Show the FLAGS and MODE columns.")
+@click.option(
+    "-f",
+    "--flag-filter",
+    "flag_filter",
+    multiple=True,
+    metavar="O_FLAG",
+    help="Only opens with this flag set (repeatable: any of them).",
+)
+@_FORMAT
+def opensnoop(trace: str, fmt: str, **flags: Any) -> None:
+    """Trace open() syscalls: one line per open(2), openat(2) or openat2(2), as opensnoop
+    prints it. TRACE is a trace file or segment directory."""
+    from bpfcap.analyze import opensnoop as analysis
+    from bpfcap.formats.trace import open_trace
+
+    options = analysis.Options(**flags)
+    t = open_trace(trace)
+    table = analysis.opensnoop(t.read("open"), options, start_ns=_meta(t, "start_ns"))
+    _render(table, analysis.COLUMNS, fmt)
+    _warn(t, ["open"])
+
+
+@report.command(
+    epilog="""\b
+examples:
+  bpfcap report execsnoop t.parquet              # successful execs
+  bpfcap report execsnoop t.parquet -x -T        # failed too, with wall-clock time
+  bpfcap report execsnoop t.parquet -t -U -M -C  # seconds, uid, parent comm, CPU
+  bpfcap report execsnoop t.parquet -n '^ba' -l tpkg -q
+  bpfcap report execsnoop t.parquet --max-args 5 --format json"""
+)
+@click.argument("trace")
+@click.option("-T", "--time", is_flag=True, help="Include a TIME (HH:MM:SS) column.")
+@click.option(
+    "-t",
+    "--timestamp",
+    is_flag=True,
+    help="Include a TIME(s) column: seconds since the recording started.",
+)
+@click.option("-x", "--fails", is_flag=True, help="Include failed execs.")
+@click.option("-U", "--print-uid", is_flag=True, help="Include a UID column.")
+@click.option(
+    "-u",
+    "--uid",
+    "user",
+    metavar="USER",
+    help="Only this user (a uid, or a user name known to this machine).",
+)
+@click.option("-n", "--name", metavar="REGEX", help="Only commands whose name matches REGEX.")
+@click.option("-l", "--line", metavar="REGEX", help="Only commands whose arguments match REGEX.")
+@click.option("-q", "--quote", is_flag=True, help='Add quotemarks (") around arguments.')
+@click.option("-P", "--ppid", type=int, metavar="PPID", help="Only children of this parent PID.")
+@click.option(
+    "--max-args",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Arguments shown, counting the filename; more show as `...`.",
+)
+@click.option("-C", "--print-cpu", is_flag=True, help="Include a CPU column.")
+@click.option("-M", "--print-pcomm", is_flag=True, help="Include the parent's COMM.")
+@_FORMAT
+def execsnoop(trace: str, fmt: str, user: str | None, **flags: Any) -> None:
+    """Trace exec() syscalls: one line per execve(2) or execveat(2), as execsnoop prints
+    it. TRACE is a trace file or segment directory."""
+    from bpfcap.analyze import execsnoop as analysis
+    from bpfcap.formats.trace import open_trace
+
+    options = analysis.Options(uid=_uid(user), **flags)
+    t = open_trace(trace)
+    table = analysis.execsnoop(
+        t.read("exec"),
+        t.read("fork", columns=["ts_ns", "tgid", "comm", "child_pid"]),
+        options,
+        start_ns=_meta(t, "start_ns"),
+        clock=t.meta.get("clock", {}),
+        processes=t.meta.get("processes", []),
+    )
+    _render(table, analysis.COLUMNS, fmt)
+    _warn(t, ["exec", "fork"])
+
+
+def _uid(user: str | None) -> int | None:
+    """-u: a number, or a user name resolved on this machine (as BCC does on its host)."""
+    if user is None:
+        return None
+    try:
+        return int(user)
+    except ValueError:
+        pass
+    from bpfcap.formats.errors import UsageError
+
+    try:
+        import pwd
+    except ImportError as e:  # not on Windows
+        raise UsageError(f"-u {user}: user names need a Unix system", "give the uid") from e
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError as e:
+        raise UsageError(f"-u {user}: no such user on this machine", "give the uid") from e
+
+
+def _meta(t: Trace, key: str) -> Any:
+    from bpfcap.formats.errors import TraceFormatError
+
+    if key not in t.meta:
+        raise TraceFormatError(
+            f"{t.path}: no {key} in the trace metadata", "was it written by bpfcap record?"
+        )
+    return t.meta[key]
+
+
+def _render(table: Any, columns: Any, fmt: str) -> None:
+    from bpfcap.cli.render import write
+
+    out = sys.stdout.buffer
+    write(table, columns, fmt, out)
+    out.flush()
+
+
+def _warn(t: Trace, kinds: list[str]) -> None:
+    """After the rows, on stderr: what the recording lost, and whether it was cut short."""
+    events = t.meta.get("events", {})
+    for kind in kinds:
+        lost = events.get(kind, {}).get("lost", 0) or 0
+        if lost > 0:
+            click.echo(f"bpfcap: {lost} {kind} events were lost while recording", err=True)
+    if t.meta.get("clean_stop", True) is False:
+        click.echo(
+            f"bpfcap: {t.path}: recording did not stop cleanly; showing what reached disk", err=True
+        )

@@ -1,0 +1,132 @@
+"""Synthetic trace rows for unit tests: each builder takes keyword overrides of sensible
+defaults and returns one row (a dict); `table(rows)` turns rows of one kind into an Arrow
+table in the trace schema (formats.events.SCHEMA), as Trace.read would return them.
+
+    opens = table([open_row(path="/etc/passwd"), open_row(ret=-2, ts_ns=2 * S)])
+
+Strings may be given as str (encoded UTF-8) or bytes (kept raw).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from bpfcap.formats.events import BY_NAME, SCHEMA
+from bpfcap.formats.trace import write_table_file
+
+S = 1_000_000_000  # ns per second
+MS = 1_000_000
+US = 1_000
+
+START_NS = 1_000 * S  # recording start (CLOCK_MONOTONIC)
+# Realtime = monotonic + this: START_NS is 2024-03-05 14:08:20 UTC.
+REALTIME_MINUS_MONOTONIC_NS = 1_709_647_700 * S - START_NS
+CLOCK = {
+    "realtime_minus_monotonic_ns": REALTIME_MINUS_MONOTONIC_NS,
+    "utc_offset_s": 3600,
+    "tz": "CET",
+}
+# A /proc snapshot at start: [pid, ppid, comm].
+PROCESSES = [[1, 0, "systemd"], [500, 1, "sshd"], [1000, 500, "bash"], [1001, 1000, "make"]]
+
+
+def _row(kind: str, defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(overrides) - {f.name for f in BY_NAME[kind].columns}
+    if unknown:
+        raise TypeError(f"{kind} rows have no column(s) {sorted(unknown)}")
+    return {"kind": kind, **defaults, **overrides}
+
+
+def open_row(**kw: Any) -> dict[str, Any]:
+    """A successful openat of /etc/passwd by cat (pid 1000) 1 s into the recording."""
+    defaults = dict(
+        ts_ns=START_NS + S,
+        tgid=1000,
+        tid=kw.get("tgid", 1000),
+        uid=0,
+        cpu=0,
+        comm=b"cat",
+        lat_ns=10 * US,
+        ret=3,
+        flags=0,
+        mode=0,
+        syscall="openat",
+        path=b"/etc/passwd",
+    )
+    return _row("open", defaults, kw)
+
+
+def exec_row(**kw: Any) -> dict[str, Any]:
+    """A successful execve of /bin/ls -l by pid 2000, 1 s into the recording."""
+    defaults = dict(
+        ts_ns=START_NS + S,
+        tgid=2000,
+        tid=kw.get("tgid", 2000),
+        uid=1000,
+        cpu=1,
+        comm=b"ls",
+        lat_ns=100 * US,
+        ret=0,
+        syscall="execve",
+        args_truncated=False,
+        filename=b"/bin/ls",
+        args=[b"-l"],
+    )
+    return _row("exec", defaults, kw)
+
+
+def fork_row(**kw: Any) -> dict[str, Any]:
+    """bash (pid 1000) creating task 2000, half a second into the recording."""
+    defaults = dict(
+        ts_ns=START_NS + S // 2,
+        tgid=1000,
+        tid=kw.get("tgid", 1000),
+        uid=1000,
+        cpu=0,
+        comm=b"bash",
+        child_pid=2000,
+    )
+    return _row("fork", defaults, kw)
+
+
+def table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows (of one kind) as a table in the full trace schema; absent columns are null."""
+    cols = {}
+    for f in SCHEMA:
+        values = [_encode(r.get(f.name), f.type) for r in rows]
+        cols[f.name] = pa.array(values, f.type)
+    return pa.Table.from_pydict(cols, schema=SCHEMA)
+
+
+def _encode(v: Any, type_: pa.DataType) -> Any:
+    if isinstance(v, str) and pa.types.is_binary(type_):
+        return v.encode()
+    if isinstance(v, list):
+        return [x.encode() if isinstance(x, str) else x for x in v]
+    return v
+
+
+def meta(**kw: Any) -> dict[str, Any]:
+    """Trace metadata with the keys reports use; `events` defaults to nothing lost."""
+    m = {
+        "start_ns": START_NS,
+        "end_ns": START_NS + 60 * S,
+        "clock": CLOCK,
+        "processes": PROCESSES,
+        "events": {k: {"seen": 0, "lost": 0, "written": 0} for k in BY_NAME},
+        "clean_stop": True,
+    }
+    m.update(kw)
+    return m
+
+
+def write_trace(path: Path, rows: list[dict[str, Any]], **meta_kw: Any) -> Path:
+    """A trace file at `path` holding `rows` (any kinds), with meta(**meta_kw)."""
+    kinds = sorted({r["kind"] for r in rows})
+    write_table_file(
+        path, [table([r for r in rows if r["kind"] == k]) for k in kinds], meta(**meta_kw)
+    )
+    return path

@@ -1,0 +1,145 @@
+"""Rendering: BCC text from column declarations, JSON Lines and CSV (goldens included)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pyarrow as pa
+import pytest
+
+from bpfcap.analyze import execsnoop as exe
+from bpfcap.analyze import opensnoop as ope
+from bpfcap.analyze.common import OutputColumn
+from bpfcap.cli.render import write, write_csv, write_json, write_text
+from bpfcap.tests.builders import CLOCK, PROCESSES, START_NS, S, exec_row, fork_row, open_row, table
+
+OPENS = table(
+    [
+        open_row(flags=0o2000000),
+        open_row(
+            ts_ns=START_NS + 2 * S,
+            tgid=77,
+            tid=78,
+            uid=1000,
+            comm=b"caf\xe9",
+            path=b'/tmp/\xff,"x"',
+            ret=-2,
+            flags=0o101,
+            mode=0o644,
+        ),
+    ]
+)
+EXECS = table(
+    [
+        exec_row(),
+        exec_row(
+            ts_ns=START_NS + 2 * S,
+            tgid=3000,
+            comm="sh",
+            filename="/bin/sh",
+            args=["-c", 'echo "a,b"', "x\ny"],
+            ret=-13,
+        ),
+    ]
+)
+FORKS = table([fork_row()])
+
+
+def opens_report() -> pa.Table:
+    return ope.opensnoop(
+        OPENS, ope.Options(timestamp=True, print_uid=True, extended_fields=True), start_ns=START_NS
+    )
+
+
+def execs_report() -> pa.Table:
+    return exe.execsnoop(
+        EXECS,
+        FORKS,
+        exe.Options(fails=True, time=True, print_pcomm=True),
+        start_ns=START_NS,
+        clock=CLOCK,
+        processes=PROCESSES,
+    )
+
+
+def render(table: pa.Table, fmt: str, columns: tuple = ()) -> bytes:
+    out = io.BytesIO()
+    write(table, columns, fmt, out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "csv"])
+def test_golden_opensnoop(fmt: str, golden) -> None:
+    golden(
+        f"render-opensnoop-T-U-e.{'txt' if fmt == 'text' else fmt}",
+        render(opens_report(), fmt, ope.COLUMNS),
+    )
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "csv"])
+def test_golden_execsnoop(fmt: str, golden) -> None:
+    golden(
+        f"render-execsnoop-x-T-M.{'txt' if fmt == 'text' else fmt}",
+        render(execs_report(), fmt, exe.COLUMNS),
+    )
+
+
+def test_text_is_raw_bytes_with_null_text() -> None:
+    out = render(opens_report(), "text", ope.COLUMNS)
+    assert b"caf\xe9            " in out
+    assert b'/tmp/\xff,"x"\n' in out
+    assert b" 02000000 n/a  /etc/passwd\n" in out  # null mode prints `n/a`, padded as %-4s
+
+
+def test_text_columns_concatenate_left_to_right() -> None:
+    cols = (
+        OutputColumn("unused", "", "U", "%s ", "%s "),  # declared, not in the table: not shown
+        OutputColumn("a", "", "A", "%-3s", "%-3d"),  # pads, never truncates
+        OutputColumn("b", "", "BEE", "%s", "%s", null="-"),
+    )
+    t = pa.table({"a": pa.array([1, None, 12345]), "b": pa.array([b"x", b"y", None])})
+    assert render(t, "text", cols) == b"A  BEE\n1  x\n   y\n12345-\n"
+
+
+def test_json_lines_decode_bytes_with_replacement() -> None:
+    lines = render(opens_report(), "json").decode("utf-8").splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert len(rows) == 2
+    assert list(rows[0]) == ["time_s", "uid", "pid", "comm", "fd", "err", "flags", "mode", "path"]
+    assert rows[0]["mode"] is None and rows[0]["flags"] == 0o2000000
+    assert rows[1]["comm"] == "caf\ufffd"
+    assert rows[1]["fd"] == -1 and rows[1]["err"] == 2
+
+
+def test_csv_round_trips_raw_bytes() -> None:
+    out = render(opens_report(), "csv")
+    text = out.decode("utf-8", "surrogateescape")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert rows[0] == ["time_s", "uid", "pid", "comm", "fd", "err", "flags", "mode", "path"]
+    assert rows[1][7] == ""  # null mode
+    assert rows[2][3].encode("utf-8", "surrogateescape") == b"caf\xe9"
+    assert rows[2][8].encode("utf-8", "surrogateescape") == b'/tmp/\xff,"x"'
+
+
+def test_csv_leaves_the_stream_open() -> None:
+    out = io.BytesIO()
+    write_csv(pa.table({"a": [1]}), out)
+    out.write(b"more")
+    assert out.getvalue() == b"a\n1\nmore"
+
+
+def test_empty_tables() -> None:
+    t = pa.table({"a": pa.array([], pa.int64())})
+    cols = (OutputColumn("a", "", "A", "%s", "%d"),)
+    out = io.BytesIO()
+    write_text(t, cols, out)
+    write_json(t, out)
+    write_csv(t, out)
+    assert out.getvalue() == b"A\na\n"
+
+
+def test_unknown_format() -> None:
+    with pytest.raises(ValueError):
+        render(pa.table({"a": [1]}), "xml")

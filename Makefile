@@ -1,0 +1,41 @@
+# Quick start: `make demo` (record a few seconds and report) and `make test` (everything).
+# Both run `make setup` first; it is idempotent.
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# Debian's python3 is the one that imports BCC (python3-bpfcc); elsewhere any python3.
+BASEPY := $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
+
+.PHONY: setup demo test lint sample clean
+
+setup:
+	@scripts/setup-host
+	@$(MAKE) --no-print-directory $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(BASEPY) -m venv --system-site-packages $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+	@echo "setup: $(VENV) ready ($$($(VENV)/bin/bpfcap --version))" >&2
+
+demo: setup
+	@scripts/demo
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy --ignore-missing-imports formats analyze
+
+# Record the sample trace of the current format (needs root); see sample-traces/README.md.
+# Samples of released formats are never re-recorded: they are what old files look like.
+SAMPLE := sample-traces/v$(shell $(PY) -c 'from bpfcap.formats.trace import FORMAT_VERSION as v; print(v)' 2>/dev/null)-open-exec.parquet
+sample: setup
+	touch /tmp/bpfcap-wl-sample-ok
+	$(VENV)/bin/bpfcap record -o $(SAMPLE) -- $(PY) tests/workload.py run sample
+
+clean:
+	rm -rf $(VENV) build *.egg-info out

@@ -1,0 +1,81 @@
+"""`bpfcap info`."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+
+import click
+
+
+@click.command(
+    epilog="""\b
+examples:
+  bpfcap info t.parquet
+  bpfcap info t.parquet.partial        # segments left by a recorder that was killed
+  bpfcap info --format json t.parquet"""
+)
+@click.argument("trace")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def info(trace: str, fmt: str) -> None:
+    """What a trace holds: host, kernel, time span, events per type, lost events, probes
+    attached or missing (with why), format version and size."""
+    from bpfcap.analyze.info import summarize
+    from bpfcap.formats.trace import open_trace, rows_by_kind
+
+    t = open_trace(trace)
+    s = summarize(t.meta, rows_by_kind(t), size=t.size, files=len(t.files), complete=t.complete)
+    if fmt == "json":
+        click.echo(json.dumps(s, indent=2, sort_keys=True))
+        return
+    for line in _text(str(t.path), s):
+        click.echo(line)
+
+
+def _when(ns, s) -> str:
+    if ns is None:
+        return "?"
+    secs = ns / 1e9 + s["utc_offset_s"]
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(secs)) + (
+        f".{int(ns % 1_000_000_000) // 1_000_000:03d} {s['tz']}"
+    )
+
+
+def _text(path: str, s: dict) -> list[str]:
+    h = s["host"]
+    shape = "one file" if s["files"] == 1 else f"{s['files']} segment files"
+    out = [
+        f"trace:      {path} (format {s['format_version']}, {s['size_bytes']} bytes, {shape})",
+        f"host:       {h.get('hostname', '?')} ({h.get('os', '?')}, {h.get('machine', '?')}, "
+        f"{h.get('cpus', '?')} CPUs)",
+        f"kernel:     {h.get('kernel', '?')}",
+        f"recorder:   bpfcap {s['bpfcap_version']}: {shlex.join(s['command_line'])}",
+        f"start:      {_when(s['start_realtime_ns'], s)}",
+        f"end:        {_when(s['end_realtime_ns'], s)}",
+        "duration:   " + (f"{s['duration_s']:.3f} s" if s["duration_s"] is not None else "?"),
+    ]
+    if s["clean_stop"]:
+        out.append(f"stopped:    cleanly ({s['stop_reason']})")
+    else:
+        out.append(
+            "stopped:    NOT cleanly (recorder killed or crashed); this is what reached disk"
+        )
+    out.append(f"events:     {sum(e['rows'] for e in s['events'].values())} rows, {s['lost']} lost")
+    for kind, e in s["events"].items():
+        per_cpu = f" (per CPU: {' '.join(map(str, e['lost_per_cpu']))})" if e["lost"] else ""
+        out.append(f"  {kind:<10} {e['rows']:>12} rows {e['lost'] or 0:>10} lost{per_cpu}")
+    out.append("probes:")
+    for p in s["probes"]:
+        why = f": {p['reason']}" if p.get("reason") else ""
+        out.append(f"  {p['event']:<10} {p['status']:<9} {', '.join(p['tracepoints'])}{why}")
+    a = s["agent"]
+    if a:
+        out.append(
+            f"agent:      {a.get('cpu_user_s', 0)} s user + {a.get('cpu_sys_s', 0)} s system CPU, "
+            f"peak RSS {a.get('max_rss_kb', 0) // 1024} MiB, BPF load {a.get('bpf_load_s', '?')} s"
+        )
+    out.append(f"processes:  {s['processes_at_start']} in the snapshot taken at start")
+    return out

@@ -1,0 +1,78 @@
+"""`bpfcap record`."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+EPILOG = """\b
+examples:
+  sudo bpfcap record -d 10                   # 10 s, every event type, system-wide
+  sudo bpfcap record -e open -p 181 -o x.parquet
+  sudo bpfcap record -- make -j2             # a command and its descendants, until it exits
+  sudo bpfcap record --ebpf -e exec          # print the BPF program and exit"""
+
+
+@click.command(epilog=EPILOG, context_settings={"ignore_unknown_options": False})
+@click.option(
+    "-e",
+    "--events",
+    "events",
+    metavar="EVENTS",
+    help="Comma list of event types (default: all). See `bpfcap info --types`.",
+)
+@click.option("-d", "--duration", type=float, metavar="SECONDS", help="Stop after SECONDS.")
+@click.option("-p", "--pid", type=int, metavar="PID", help="Record only this process (in kernel).")
+@click.option(
+    "-o",
+    "--output",
+    metavar="PATH",
+    help="Trace file to write (default: bpfcap-<start time>.parquet).",
+)
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+@click.option("--ebpf", is_flag=True, hidden=True, help="Print the BPF program and exit.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- COMMAND [ARGS]...]")
+def record(events, duration, pid, output, force, ebpf, command) -> None:
+    """Record kernel events into a Parquet trace (needs root).
+
+    Stops after -d SECONDS, on Ctrl-C or SIGTERM, or when COMMAND exits (then exits with
+    its status). While recording, closed segments land in PATH.partial/ every second; a
+    clean stop merges them into PATH."""
+    from pathlib import Path
+
+    from bpfcap.capture.recorder import Recorder, RecordOptions
+    from bpfcap.formats.errors import UsageError
+    from bpfcap.formats.events import BY_NAME, EVENT_TYPES
+
+    types = EVENT_TYPES
+    if events:
+        names = [n.strip() for n in events.split(",") if n.strip()]
+        unknown = [n for n in names if n not in BY_NAME]
+        if unknown or not names:
+            raise UsageError(
+                f"unknown event type {', '.join(unknown) or repr(events)}",
+                f"choose from {', '.join(BY_NAME)}",
+            )
+        types = tuple(t for t in EVENT_TYPES if t.name in names)
+    if ebpf:
+        _print_program(types, pid, bool(command))
+        return
+    out = Path(output or time.strftime("bpfcap-%Y%m%d-%H%M%S.parquet"))
+    opts = RecordOptions(types, out, duration, pid, list(command) or None, force, list(sys.argv))
+    result = Recorder(opts, log=lambda msg: click.echo(msg, err=True)).run()
+    click.echo(f"Wrote {result.path} ({result.events} events, {result.lost} lost)", err=True)
+    if result.exit_status:
+        sys.exit(result.exit_status)
+
+
+def _print_program(types, pid, tree) -> None:
+    import os
+
+    from bpfcap.capture.bpfgen import generate
+
+    hooks = {tp for t in types for g in t.hooks for tp in g}
+    program = generate(types, hooks, self_tgid=os.getpid(), filter_tgid=pid, filter_tree=tree)
+    click.echo(f"// cflags: {' '.join(program.cflags)}")
+    click.echo(program.text)

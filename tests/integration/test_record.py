@@ -1,0 +1,158 @@
+"""Record real kernel events from a known workload and check exact counts in the reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+from e2e import (
+    WORKLOAD,
+    bpfcap,
+    cleanup,
+    go,
+    paths,
+    rows,
+    start_recorder,
+    start_workload,
+    wrote_line,
+)
+from workload import EXECS, FAILED_EXECS, MISSING_OPENS, OK_OPENS
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def tag(request):
+    t = f"{request.node.name[:20]}-{os.getpid()}".replace("[", "").replace("]", "")
+    yield t
+    cleanup(t)
+
+
+def check_opens(trace, tag, pid) -> None:
+    p = paths(tag)
+    out = bpfcap("report", "opensnoop", trace).stdout.decode()
+    assert out.splitlines()[0].split() == ["PID", "COMM", "FD", "ERR", "PATH"]
+    ok = rows(out, p["ok"])
+    assert len(ok) == OK_OPENS
+    for pid_s, _comm, fd, err, path in ok:
+        assert (int(pid_s), int(fd) >= 0, err, path) == (pid, True, "0", p["ok"])
+    missing = rows(out, p["missing"])
+    assert len(missing) == MISSING_OPENS
+    assert {(int(r[0]), r[2], r[3]) for r in missing} == {(pid, "-1", "2")}
+    failed = bpfcap("report", "opensnoop", "-x", trace).stdout
+    assert len(rows(failed, p["missing"])) == MISSING_OPENS
+    assert rows(failed, p["ok"]) == []
+
+
+def check_execs(trace, tag, pid) -> None:
+    p = paths(tag)
+    out = bpfcap("report", "execsnoop", trace).stdout.decode()
+    assert out.splitlines()[0].split() == ["COMM", "PID", "PPID", "RET", "ARGS"]
+    execs = rows(out, p["exec_arg"])
+    assert len(execs) == EXECS
+    assert sorted(r[5] for r in execs) == sorted(f"{p['exec_arg']}{i}" for i in range(EXECS))
+    for comm, _pid, ppid, ret, filename, _arg in execs:
+        assert (comm, int(ppid), ret, filename) == ("true", pid, "0", "/bin/true")
+    assert rows(out, p["bad_exec"]) == []  # failed execs only with -x
+    with_failed = bpfcap("report", "execsnoop", "-x", trace).stdout
+    bad = rows(with_failed, p["bad_exec"])
+    assert len(bad) == FAILED_EXECS
+    assert {(r[2], r[3], r[4], r[5]) for r in bad} == {(str(pid), "-2", p["bad_exec"], "x")}
+    assert len(rows(with_failed, p["exec_arg"])) == EXECS
+
+
+def test_record_command_exact_counts_and_only_its_processes(tmp_path, tag):
+    trace = tmp_path / "cmd.parquet"
+    Path_ok = paths(tag)["ok"]
+    open(Path_ok, "w").close()
+    rec = start_recorder("-o", trace, "--", sys.executable, WORKLOAD, "run", tag, "--delay", "1")
+    # Outside the command's process tree, the same paths and arguments while it records.
+    outsider = f"import os\nfor _ in range(5): os.close(os.open({Path_ok!r}, os.O_RDONLY))\n"
+    subprocess.run([sys.executable, "-c", outsider], check=True)
+    subprocess.run(["/bin/true", paths(tag)["exec_arg"] + "outsider"], check=True)
+    stdout, stderr = rec.communicate(timeout=120)
+    assert rec.returncode == 0, stderr
+    pid = int(stdout.decode().split("pid=")[1].split()[0])
+    m = wrote_line(stderr)
+    assert m.group(1).decode() == str(trace) and m.group(3) == b"0"
+    assert oct(trace.stat().st_mode & 0o777) == "0o600"
+    assert not (tmp_path / "cmd.parquet.partial").exists()
+    check_opens(trace, tag, pid)
+    check_execs(trace, tag, pid)
+    # Written + lost == seen, per type, and the file says so.
+    meta = json.loads(pq.read_metadata(trace).metadata[b"bpfcap.meta"])
+    for kind, c in meta["events"].items():
+        assert c["written"] + c["lost"] == c["seen"], kind
+    assert meta["clean_stop"] and meta["stop_reason"] == "command exited"
+
+
+def test_record_command_exit_status_is_passed_on(tmp_path):
+    rec = bpfcap(
+        "record",
+        "-e",
+        "exec",
+        "-o",
+        tmp_path / "t.parquet",
+        "--",
+        "sh",
+        "-c",
+        "exit 3",
+        check=False,
+    )
+    assert rec.returncode == 3, rec.stderr
+    assert b"Wrote " in rec.stderr
+
+
+def test_record_duration_system_wide(tmp_path, tag):
+    trace = tmp_path / "sys.parquet"
+    wl, pid = start_workload(tag)
+    rec = start_recorder("-d", "4", "-o", trace)
+    go(wl)
+    _, stderr = rec.communicate(timeout=60)
+    assert rec.returncode == 0, stderr
+    check_opens(trace, tag, pid)
+    check_execs(trace, tag, pid)
+    info = bpfcap("info", trace).stdout.decode()
+    assert "stopped:    cleanly (duration)" in info
+    assert "duration:   4." in info
+
+
+def test_record_pid_filter_and_sigint(tmp_path, tag):
+    """-p keeps that process only (its children's execs are theirs); Ctrl-C stops cleanly."""
+    trace = tmp_path / "pid.parquet"
+    wl, pid = start_workload(tag)
+    rec = start_recorder("-p", pid, "-e", "open,exec", "-o", trace)
+    go(wl)
+    time.sleep(1.5)
+    rec.send_signal(signal.SIGINT)
+    _, stderr = rec.communicate(timeout=60)
+    assert rec.returncode == 0, stderr
+    check_opens(trace, tag, pid)
+    out = bpfcap("report", "opensnoop", trace).stdout
+    assert {r[0] for r in (ln.split() for ln in out.decode().splitlines()[1:])} == {str(pid)}
+    assert rows(bpfcap("report", "execsnoop", "-x", trace).stdout, tag) == []
+
+
+def test_sigkill_leaves_readable_segments(tmp_path, tag):
+    """What was flushed more than a second before a SIGKILL is read with no restore step."""
+    trace = tmp_path / "killed.parquet"
+    wl, pid = start_workload(tag)
+    rec = start_recorder("-o", trace)
+    go(wl)
+    time.sleep(2.5)
+    rec.kill()
+    rec.communicate(timeout=30)
+    assert not trace.exists()
+    assert (tmp_path / "killed.parquet.partial").is_dir()
+    check_opens(trace, tag, pid)  # found through killed.parquet.partial/
+    check_execs(trace, tag, pid)
+    info = bpfcap("info", trace).stdout.decode()
+    assert "NOT cleanly" in info
+    r = bpfcap("report", "opensnoop", trace)
+    assert b"did not stop cleanly" in r.stderr

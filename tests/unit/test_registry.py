@@ -1,0 +1,152 @@
+"""Every registered event type, checked from its one declaration."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from bpfcap.capture.bpfgen import generate
+from bpfcap.capture.decode import decode_records
+from bpfcap.formats import docs
+from bpfcap.formats.events import BY_NAME, EVENT_TYPES, SCHEMA
+from bpfcap.formats.schema import BATCH_HEADER_DTYPE
+from bpfcap.formats.trace import FORMAT_VERSION, open_trace, write_table_file
+
+ROOT = Path(__file__).resolve().parents[2]
+C_TYPES = (
+    "typedef unsigned char u8; typedef unsigned short u16; typedef unsigned int u32;\n"
+    "typedef unsigned long long u64; typedef int s32; typedef long long s64;\n"
+)
+
+
+@pytest.mark.parametrize("t", EVENT_TYPES, ids=lambda t: t.name)
+def test_struct_layout_matches_a_c_compiler(t, tmp_path):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to check struct layout against")
+    dtype = t.numpy_dtype()
+    prints = "".join(
+        f'printf("{f.name} %zu\\n", offsetof(struct {t.name}_event, {f.name}));\n'
+        for f in t.all_fields
+    )
+    src = tmp_path / "layout.c"
+    src.write_text(
+        "#include <stdio.h>\n#include <stddef.h>\n"
+        + C_TYPES
+        + t.c_struct()
+        + f'int main(void) {{\n{prints}printf("sizeof %zu\\n", sizeof(struct {t.name}_event));'
+        "\nreturn 0; }\n"
+    )
+    subprocess.run([cc, "-o", tmp_path / "layout", src], check=True)
+    out = subprocess.run([tmp_path / "layout"], capture_output=True, text=True, check=True).stdout
+    got = dict(line.split() for line in out.splitlines())
+    want = {f.name: str(dtype.fields[f.name][1]) for f in t.all_fields}
+    want["sizeof"] = str(dtype.itemsize)
+    assert got == want
+
+
+@pytest.mark.parametrize("t", EVENT_TYPES, ids=lambda t: t.name)
+def test_declaration_is_complete(t):
+    assert t.doc and all(f.doc for f in t.all_fields)
+    assert resources.files("bpfcap.capture").joinpath("bpf", f"{t.name}.c").is_file()
+    assert t.hooks and all(":" in tp for g in t.hooks for tp in g)
+    # A batch must fit the kernel's 32 KiB limit for a per-CPU map value.
+    assert t.batch_dtype().itemsize <= 32 * 1024
+    for f in t.columns:
+        assert SCHEMA.field(f.name).metadata[b"doc"]
+
+
+def test_registry_ids_and_names_unique():
+    assert len({t.kind_id for t in EVENT_TYPES}) == len(EVENT_TYPES)
+    assert len(BY_NAME) == len(EVENT_TYPES)
+
+
+def _random_batches(t, n: int, rng) -> tuple[list[bytes], np.ndarray]:
+    """n random events of type t, packed into ring-buffer batch records."""
+    ev = np.zeros(n, dtype=t.numpy_dtype())
+    raw = ev.view(np.uint8).reshape(n, -1)
+    raw[:] = rng.integers(0, 256, size=raw.shape, dtype=np.uint8)
+    for f in t.all_fields:
+        if f.count:
+            ev[f.count] = rng.integers(0, f.string_shape[0] + 1, size=n)
+        elif f.enum:
+            ev[f.name] = rng.integers(0, len(f.enum), size=n)
+    records = []
+    for start in range(0, n, t.batch):
+        chunk = ev[start : start + t.batch]
+        b = np.zeros(1, dtype=t.batch_dtype())
+        b["hdr"]["kind"] = t.kind_id
+        b["hdr"]["count"] = len(chunk)
+        b["ev"][0, : len(chunk)] = chunk
+        records.append(b.tobytes())
+    return records, ev
+
+
+@pytest.mark.parametrize("t", EVENT_TYPES, ids=lambda t: t.name)
+def test_decode_and_parquet_round_trip_is_lossless(t, tmp_path):
+    rng = np.random.default_rng(t.kind_id)
+    records, ev = _random_batches(t, 3 * t.batch + 5, rng)
+    table = decode_records(records)[t.name]
+    assert table.num_rows == len(ev)
+    for f in t.columns:
+        col = table.column(f.name).to_pylist()
+        shape = f.string_shape
+        if shape and len(shape) == 1:
+            want = [bytes(r).split(b"\0")[0] for r in ev[f.name]]
+        elif shape:
+            want = [
+                [bytes(s).split(b"\0")[0] for s in r[:c]] for r, c in zip(ev[f.name], ev[f.count])
+            ]
+        elif f.enum:
+            want = [f.enum[i] for i in ev[f.name]]
+        elif f.boolean:
+            want = [bool(v) for v in ev[f.name]]
+        else:
+            want = ev[f.name].tolist()
+        assert col == want, f.name
+    path = tmp_path / "t.parquet"
+    write_table_file(path, [table], {"start_ns": 0})
+    back = open_trace(path).read(t.name)
+    assert back.equals(table.select(back.column_names))
+
+
+def test_header_layout():
+    assert BATCH_HEADER_DTYPE.itemsize == 16
+
+
+def test_generated_program_has_every_type():
+    hooks = {tp for t in EVENT_TYPES for g in t.hooks for tp in g}
+    prog = generate(EVENT_TYPES, hooks, self_tgid=1, filter_tgid=7, filter_tree=True)
+    for t in EVENT_TYPES:
+        assert f"struct {t.name}_event {{" in prog.text
+        assert f"-DEVENT_{t.name}" in prog.cflags
+    assert "-DFILTER_TGID=7" in prog.cflags and "-DFILTER_TREE" in prog.cflags
+    partial = generate((BY_NAME["open"],), set(), self_tgid=1)
+    assert not any(f.startswith("-DHAVE_") for f in partial.cflags)
+    assert "struct exec_event" not in partial.text
+
+
+def test_trace_format_doc_is_current():
+    assert (ROOT / "docs" / "trace-format.md").read_text() == docs.render(), (
+        "run: python -m bpfcap.formats.docs > docs/trace-format.md"
+    )
+
+
+def test_a_sample_trace_exists_for_the_current_format():
+    samples = sorted((ROOT / "sample-traces").glob(f"v{FORMAT_VERSION}-*.parquet"))
+    assert samples
+    t = open_trace(samples[-1])
+    assert t.version == FORMAT_VERSION
+    for kind in ("open", "exec", "fork"):
+        assert t.read(kind).num_rows > 0
+
+
+def test_schema_types():
+    assert SCHEMA.field("comm").type == pa.binary()
+    assert SCHEMA.field("args").type == pa.list_(pa.binary())

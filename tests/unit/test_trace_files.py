@@ -1,0 +1,193 @@
+"""Reading trace files: the shipped samples, stock readers, and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from bpfcap.formats.trace import FORMAT_VERSION, KEY_META, KEY_VERSION, open_trace
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = sorted((ROOT / "sample-traces").glob("v*-*.parquet"))
+V1 = ROOT / "sample-traces" / "v1-open-exec.parquet"
+BPFCAP = str(Path(sys.executable).parent / "bpfcap")
+sys.path.insert(0, str(ROOT / "tests"))
+import workload  # noqa: E402
+
+
+def bpfcap(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([BPFCAP, *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
+def test_every_sample_reads_with_this_bpfcap(sample):
+    t = open_trace(sample)
+    assert t.complete and t.version <= FORMAT_VERSION
+    for kind in t.meta["events"]:
+        assert t.read(kind).num_rows == t.meta["events"][kind]["written"]
+    for report in ("opensnoop", "execsnoop"):
+        r = bpfcap("report", report, sample)
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_v1_sample_exact_counts():
+    p = workload.paths("sample")
+    opens = bpfcap("report", "opensnoop", V1).stdout.splitlines()
+    assert sum(p["ok"] in ln for ln in opens) == workload.OK_OPENS
+    missing = [ln.split() for ln in opens if p["missing"] in ln]
+    assert len(missing) == workload.MISSING_OPENS
+    assert {(r[2], r[3]) for r in missing} == {("-1", "2")}
+    execs = bpfcap("report", "execsnoop", "-x", V1).stdout.splitlines()
+    assert sum(p["exec_arg"] in ln for ln in execs) == workload.EXECS
+    assert sum(p["bad_exec"] in ln for ln in execs) == workload.FAILED_EXECS
+
+
+STOCK = """
+import sys
+sys.modules["bpfcap"] = None  # prove no bpfcap code is needed
+import pyarrow.parquet as pq, pyarrow.compute as pc
+t = pq.read_table(sys.argv[1], filters=[("kind", "==", "open")], columns=["path", "ret"])
+ok = pc.sum(pc.equal(t["path"], b"/tmp/bpfcap-wl-sample-ok").cast("int64")).as_py()
+print(t.num_rows, ok)
+"""
+
+
+def test_stock_pyarrow_reads_a_trace_without_bpfcap():
+    r = subprocess.run([sys.executable, "-c", STOCK, V1], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows, ok = map(int, r.stdout.split())
+    assert rows == open_trace(V1).read("open").num_rows and ok == workload.OK_OPENS
+
+
+def test_stock_duckdb_reads_a_trace():
+    duckdb = pytest.importorskip("duckdb")
+    n = duckdb.sql(f"SELECT count(*) FROM '{V1}' WHERE kind = 'exec' AND ret = -2").fetchall()[0][0]
+    assert n == workload.FAILED_EXECS
+
+
+def test_columns_document_themselves():
+    schema = pq.read_schema(V1)
+    for f in schema:
+        assert f.metadata and f.metadata.get(b"doc"), f.name
+
+
+# --- bad input: one line naming the file and the problem, non-zero exit, no traceback ---
+
+
+def _rewrite(src: Path, dst: Path, footer_update) -> None:
+    table = pq.read_table(src)
+    kv = dict(pq.read_metadata(src).metadata)
+    kv.pop(b"ARROW:schema", None)
+    footer_update(kv)
+    pq.write_table(table.replace_schema_metadata(kv), dst)
+
+
+def _expect_error(path, *needles, code=1):
+    for args in (("info", path), ("report", "opensnoop", path), ("report", "execsnoop", path)):
+        r = bpfcap(*args)
+        assert r.returncode == code, (args, r.stdout, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+        assert "Traceback" not in r.stderr
+        for n in needles:
+            assert n in lines[0], lines[0]
+
+
+def test_empty_file(tmp_path):
+    p = tmp_path / "empty.parquet"
+    p.touch()
+    _expect_error(p, str(p), "empty file")
+
+
+def test_random_bytes(tmp_path):
+    p = tmp_path / "random.parquet"
+    p.write_bytes(os.urandom(5000))
+    _expect_error(p, str(p), "not a complete Parquet file")
+
+
+@pytest.mark.parametrize("keep", [4, 100, 0.5, -8, -1])
+def test_truncated_trace(tmp_path, keep):
+    data = V1.read_bytes()
+    n = int(len(data) * keep) if isinstance(keep, float) else keep % len(data)
+    p = tmp_path / "cut.parquet"
+    p.write_bytes(data[:n])
+    _expect_error(p, str(p), "truncated")
+
+
+def test_parquet_that_is_not_a_bpfcap_trace(tmp_path):
+    p = tmp_path / "other.parquet"
+    pq.write_table(pa.table({"x": [1, 2, 3]}), p)
+    _expect_error(p, str(p), "not a bpfcap trace")
+
+
+def test_newer_format_version(tmp_path):
+    p = tmp_path / "future.parquet"
+    _rewrite(V1, p, lambda kv: kv.update({KEY_VERSION: str(FORMAT_VERSION + 1).encode()}))
+    _expect_error(p, str(p), f"trace format {FORMAT_VERSION + 1}", "upgrade bpfcap")
+
+
+def test_corrupt_metadata(tmp_path):
+    p = tmp_path / "meta.parquet"
+    _rewrite(V1, p, lambda kv: kv.update({KEY_META: b"{not json"}))
+    _expect_error(p, str(p), "corrupt bpfcap metadata")
+
+
+def test_missing_columns(tmp_path):
+    p = tmp_path / "cols.parquet"
+    table = pq.read_table(V1).drop_columns(["path", "args"])
+    kv = {k: v for k, v in pq.read_metadata(V1).metadata.items() if k.startswith(b"bpfcap")}
+    pq.write_table(table.replace_schema_metadata(kv), p)
+    r = bpfcap("report", "opensnoop", p)
+    assert r.returncode == 1 and r.stderr.startswith(f"error: {p}: column(s) path missing")
+
+
+def test_missing_file_and_empty_directory(tmp_path):
+    _expect_error(tmp_path / "nope.parquet", "no such file")
+    _expect_error(tmp_path, "no trace segments")
+
+
+def test_unreadable_file(tmp_path):
+    """A trace the user may not read (traces are created 0600), or may not reach."""
+    if os.geteuid() != 0:
+        p = tmp_path / "private.parquet"
+        p.write_bytes(V1.read_bytes())
+        p.chmod(0)
+        _expect_error(p, "permission denied")
+        return
+    # Root reads anything: read as nobody instead.
+    d = Path(f"/tmp/bpfcap-perm-{os.getpid()}")
+    (d / "closed").mkdir(mode=0o700, parents=True)
+    d.chmod(0o755)
+    targets = [d / "private.parquet", d / "closed" / "t.parquet"]
+    try:
+        for p in targets:
+            p.write_bytes(V1.read_bytes())
+            p.chmod(0o600)
+            r = subprocess.run(
+                ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", BPFCAP, "info", p],
+                capture_output=True,
+                text=True,
+            )
+            assert r.returncode == 1, r.stderr
+            assert r.stderr.startswith("error: ") and "permission denied" in r.stderr, r.stderr
+            assert len(r.stderr.splitlines()) == 1
+    finally:
+        for p in targets:
+            p.unlink(missing_ok=True)
+        (d / "closed").rmdir()
+        d.rmdir()
+
+
+def test_info_json_matches_the_file():
+    r = bpfcap("info", "--format", "json", V1)
+    s = json.loads(r.stdout)
+    assert s["format_version"] == 1 and s["clean_stop"]
+    assert s["events"]["open"]["rows"] == open_trace(V1).read("open").num_rows
+    assert s["lost"] == 0

@@ -6,7 +6,6 @@ Everything here works on raw bytes; decoding happens in bulk in capture/decode.p
 from __future__ import annotations
 
 import ctypes as ct
-import ctypes.util
 import os
 import tempfile
 import time
@@ -96,7 +95,8 @@ class LoadedProgram:
                 f"cannot attach the flush uprobe on libc {FLUSH_SYMBOL}: {e}",
                 "uprobes must be enabled in the kernel (CONFIG_UPROBE_EVENTS)",
             ) from e
-        self._libc = ct.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        # The process's own symbols include libc's (no find_library: it runs ldconfig).
+        self._libc = ct.CDLL(None, use_errno=True)
         self._cpus = sorted(os.sched_getaffinity(0))
         self.bpf["events"].open_ring_buffer(self._on_record)
         self._n_stats = len(self.bpf["stats"])

@@ -47,21 +47,27 @@ def checks() -> Iterator[host.Check]:
         "headers when none match)",
     )
     root = host.tracefs_root()
-    yield host.Check(
-        "tracefs",
-        root is not None,
-        str(root) if root else "not mounted",
-        "mount -t tracefs nodev /sys/kernel/tracing",
-    )
+    if root is None and not os.access("/sys/kernel/tracing", os.X_OK):
+        yield host.Check(
+            "tracefs", False, "/sys/kernel/tracing not readable by this user", "run as root"
+        )
+    else:
+        yield host.Check(
+            "tracefs",
+            root is not None,
+            str(root) if root else "not mounted",
+            "mount -t tracefs nodev /sys/kernel/tracing",
+        )
     wanted = sorted({tp for t in EVENT_TYPES for g in t.hooks for tp in g} | set(TREE_HOOKS))
     present = host.present_tracepoints(set(wanted)) if root else set()
-    for tp in wanted:
+    for tp in wanted if root else ():
         users = [t.name for t in EVENT_TYPES if any(tp in g for g in t.hooks)] or ["-- COMMAND"]
         yield host.Check(
             f"tracepoint {tp}",
             tp in present,
-            "present" if tp in present else "missing",
-            f"{', '.join(users)} events from it are not recorded on this kernel",
+            "present"
+            if tp in present
+            else f"missing: {', '.join(users)} calls through it cannot be recorded here",
             required=False,
         )
     if not (root_ok and bcc and hdr and root):

@@ -82,7 +82,7 @@ def tracefs_root() -> Path | None:
         [Path(env)] if env else [Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing")]
     )
     for c in candidates:
-        if (c / "events").is_dir():
+        if os.path.isdir(c / "events"):  # False, not an error, where we may not look
             return c
     return None
 
@@ -91,7 +91,7 @@ def present_tracepoints(names: set[str]) -> set[str]:
     root = tracefs_root()
     if root is None:
         return set()
-    return {n for n in names if (root / "events" / n.replace(":", "/")).is_dir()}
+    return {n for n in names if os.path.isdir(root / "events" / n.replace(":", "/"))}
 
 
 def _capabilities() -> int:
@@ -110,7 +110,7 @@ def can_bpf() -> bool:
 
 def kernel_headers() -> Path | None:
     build = Path("/lib/modules") / platform.release() / "build"
-    return build if (build / "include").is_dir() else None
+    return build if os.path.isdir(build / "include") else None
 
 
 @dataclass

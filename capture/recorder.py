@@ -63,6 +63,13 @@ class RecordResult:
 
 def validate(opts: RecordOptions) -> None:
     """Checks on the arguments, before anything is loaded or attached."""
+    try:
+        _validate(opts)
+    except PermissionError as e:
+        raise OutputError(f"cannot write {opts.output}: permission denied on {e.filename}") from e
+
+
+def _validate(opts: RecordOptions) -> None:
     out = opts.output
     if opts.duration is not None and opts.duration <= 0:
         raise UsageError(f"duration must be positive, not {opts.duration}")
@@ -90,12 +97,16 @@ def validate(opts: RecordOptions) -> None:
         raise OutputError(f"cannot write {out}: permission denied on {parent}")
 
 
-def check_host() -> None:
-    """Raise CaptureUnavailable with the fix for the first missing prerequisite."""
+def check_privileges() -> None:
     if not host.can_bpf():
         raise CaptureUnavailable(
             "recording needs root (or CAP_BPF and CAP_PERFMON)", "run it with sudo"
         )
+
+
+def check_host() -> None:
+    """Raise CaptureUnavailable with the fix for the first missing prerequisite."""
+    check_privileges()
     from .bpf_loader import import_bcc
 
     import_bcc()
@@ -161,6 +172,7 @@ class Recorder:
 
     def run(self) -> RecordResult:
         opts = self.opts
+        check_privileges()  # first: without them, nothing else matters
         validate(opts)
         check_host()
         filter_tree = bool(opts.command)
@@ -170,14 +182,14 @@ class Recorder:
         present = host.present_tracepoints(wanted)
         manifest = probe_manifest(opts.events, present, filter_tree)
         usable = {m["event"] for m in manifest if m["status"] == "attached"}
-        for m in manifest:
-            if m["status"] != "attached":
-                self.log(f"warning: {m['event']}: {m['reason']}; those calls are not recorded")
         if not any(t.name in usable for t in opts.events):
             raise CaptureUnavailable(
                 "none of the requested events can be recorded on this kernel",
                 "run `bpfcap doctor` to see which tracepoints are missing",
             )
+        for m in manifest:
+            if m["status"] != "attached":
+                self.log(f"warning: {m['event']}: {m['reason']}; those calls are not recorded")
         if filter_tree and "(process tree filter)" not in usable:
             raise CaptureUnavailable(
                 "cannot follow a command's processes: sched_process_fork/exit tracepoints missing"
@@ -198,7 +210,9 @@ class Recorder:
         )
         from .bpf_loader import LoadedProgram
 
-        t0 = time.monotonic()
+        # The time origin (reports' TIME(s), -d windows) is taken before the hooks are
+        # attached, as BCC tools take theirs at start: no event can precede it.
+        self.start_ns = t0 = time.monotonic_ns()
         try:
             loaded = LoadedProgram(program)
         except BaseException:
@@ -207,7 +221,7 @@ class Recorder:
                 os.waitpid(child, 0)
             segments.remove()
             raise
-        load_s = time.monotonic() - t0
+        load_s = (time.monotonic_ns() - t0) / 1e9
         try:
             return self._record(loaded, segments, manifest, child, release, load_s)
         finally:
@@ -236,7 +250,7 @@ class Recorder:
             },
             "agent": {"bpf_load_s": round(load_s, 3)},
         }
-        self.start_ns = time.monotonic_ns()
+        attached_ns = self.static_meta["attached_ns"] = time.monotonic_ns()
         partial = segments.path
         if child is not None:
             loaded.track(child)
@@ -258,8 +272,9 @@ class Recorder:
         exit_status = None
         error: BaseException | None = None
         try:
-            deadline = self.start_ns + opts.duration * 1e9 if opts.duration else None
-            next_segment = self.start_ns + SEGMENT_S * 1e9
+            # -d counts from when the hooks are live.
+            deadline = attached_ns + opts.duration * 1e9 if opts.duration else None
+            next_segment = attached_ns + SEGMENT_S * 1e9
             while self._stop_reason is None:
                 time.sleep(DRAIN_S)
                 self._write(segments, loaded.drain())

@@ -21,5 +21,5 @@ def doctor() -> None:
         click.echo(f"{mark} {c.name}: {c.detail}{fix}")
         failed |= c.required and not c.ok
     if failed:
-        click.echo("recording will not work on this host until the FAIL lines are fixed", err=True)
+        click.echo("recording will not work on this host until the FAIL lines are fixed")
         sys.exit(1)

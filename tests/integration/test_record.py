@@ -120,7 +120,9 @@ def test_record_duration_system_wide(tmp_path, tag):
     check_execs(trace, tag, pid)
     info = bpfcap("info", trace).stdout.decode()
     assert "stopped:    cleanly (duration)" in info
-    assert "duration:   4." in info
+    # From start (before attaching) to stop: -d 4 counts from when the hooks are live.
+    duration = float(info.split("duration:")[1].split()[0])
+    assert 4.0 <= duration < 10
 
 
 def test_record_pid_filter_and_sigint(tmp_path, tag):

@@ -69,7 +69,8 @@ def process_snapshot() -> list[list]:
             continue  # exited meanwhile
         lp, rp = stat.find(b"("), stat.rfind(b")")
         fields = stat[rp + 2 :].split()
-        comm = stat[lp + 1 : rp].decode("utf-8", "replace")
+        # surrogateescape: exact bytes survive the JSON metadata (as \udcXX escapes).
+        comm = stat[lp + 1 : rp].decode("utf-8", "surrogateescape")
         out.append([int(d), int(fields[1]), comm])
     out.sort()
     return out

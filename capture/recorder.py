@@ -213,6 +213,7 @@ class Recorder:
         # The time origin (reports' TIME(s), -d windows) is taken before the hooks are
         # attached, as BCC tools take theirs at start: no event can precede it.
         self.start_ns = t0 = time.monotonic_ns()
+        cpu0 = time.process_time()
         try:
             loaded = LoadedProgram(program)
         except BaseException:
@@ -222,6 +223,7 @@ class Recorder:
             segments.remove()
             raise
         load_s = (time.monotonic_ns() - t0) / 1e9
+        self.load_cpu_s = time.process_time() - cpu0
         try:
             return self._record(loaded, segments, manifest, child, release, load_s)
         finally:
@@ -248,7 +250,8 @@ class Recorder:
                 "ringbuf_pages": RINGBUF_PAGES,
                 "batch": {t.name: t.batch for t in opts.events},
             },
-            "agent": {"bpf_load_s": round(load_s, 3)},
+            # bpf_load_*: compiling (clang) and attaching, before any event is handled.
+            "agent": {"bpf_load_s": round(load_s, 3), "bpf_load_cpu_s": round(self.load_cpu_s, 3)},
         }
         attached_ns = self.static_meta["attached_ns"] = time.monotonic_ns()
         partial = segments.path
@@ -315,6 +318,13 @@ class Recorder:
             # Stopped by -d or a signal while the command still runs: it is not ours to kill.
             self.log(f"note: command (pid {child}) still running; recording stopped")
         final = self._meta(loaded, end, clean=True)
+        n_segments = len(segments.files())
+        if n_segments > 10:
+            rows = sum(self.written.values())
+            self.log(
+                f"Stopped ({self._stop_reason}); merging {n_segments} segments "
+                f"({rows} events) into {opts.output}..."
+            )
         try:
             _rows, size = merge_files(segments.files(), opts.output, final, force=opts.force)
         except OSError as e:

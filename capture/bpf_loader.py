@@ -16,6 +16,7 @@ import numpy as np
 from bpfcap.formats.errors import CaptureUnavailable
 
 from .bpfgen import FLUSH_HZ, Program
+from .decode import RecordSink
 
 # A libc function the recorder calls only to trigger the flush uprobe on a chosen CPU.
 FLUSH_SYMBOL = "getpgid"
@@ -60,7 +61,7 @@ class LoadedProgram:
     def __init__(self, program: Program):
         bcc = self._bcc = import_bcc()
         self._program = program
-        self._records: list[bytes] = []
+        self._sink = RecordSink()
         with _quiet_stderr() as log:
             try:
                 # Tracepoint probes attach while BPF() loads (BCC's autoload).
@@ -102,7 +103,7 @@ class LoadedProgram:
         self._n_stats = len(self.bpf["stats"])
 
     def _on_record(self, _ctx, data, size):
-        self._records.append(ct.string_at(data, size))
+        self._sink.add_from_address(data, size)
 
     def attached_tracepoints(self) -> set[str]:
         return {k.decode() if isinstance(k, bytes) else k for k in self.bpf.tracepoint_fds}
@@ -121,12 +122,12 @@ class LoadedProgram:
         finally:
             os.sched_setaffinity(0, self._cpus)
 
-    def drain(self) -> list[bytes]:
-        """Every ring-buffer record written so far (each a batch of events)."""
+    def drain(self) -> dict[int, np.ndarray]:
+        """Every ring-buffer record written so far, joined by kind (see RecordSink.take;
+        valid until the next drain)."""
         self.flush()
         self.bpf.ring_buffer_consume()
-        out, self._records = self._records, []
-        return out
+        return self._sink.take()
 
     def stats(self) -> np.ndarray:
         """(cpus, 2 * (max kind + 1)) counters: seen at [2k], lost at [2k+1] for kind k."""
@@ -135,7 +136,7 @@ class LoadedProgram:
             np.uint64
         )
 
-    def stop(self) -> list[bytes]:
+    def stop(self) -> dict[int, np.ndarray]:
         """Detach every hook, then return what is left: the ring buffer and each CPU's
         partial batches (no program can touch them any more)."""
         for tp in list(self.bpf.tracepoint_fds):
@@ -145,13 +146,14 @@ class LoadedProgram:
         )
         # Let programs that were running on other CPUs at detach time finish.
         time.sleep(0.05)
-        out = self.drain()
+        self.flush()
+        self.bpf.ring_buffer_consume()
         for t in self._program.types:
             for raw in self._percpu_value(f"{t.name}_batches", t.batch_dtype().itemsize):
                 if int.from_bytes(raw[4:8], "little"):
                     # The kind is stamped only when a batch is sent; stamp it here.
-                    out.append(t.kind_id.to_bytes(4, "little") + raw[4:])
-        return out
+                    self._sink.add(t.kind_id.to_bytes(4, "little") + raw[4:])
+        return self._sink.take()
 
     def _percpu_value(self, name: str, size: int) -> list[bytes]:
         """Entry 0 of a per-CPU array, one bytes per possible CPU. Read with our own

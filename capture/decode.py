@@ -1,12 +1,16 @@
 """Bulk decoding of ring-buffer records into Arrow tables.
 
 A record is a batch: a header (kind, count, cpu) and a fixed array of event structs, of
-which the first `count` are valid. All records of one kind are joined, viewed as a numpy
-structured array and turned into Arrow columns with vectorised operations: no Python
-object and no string formatting per event.
+which the first `count` are valid. All records of one kind are joined into one buffer and
+viewed as a numpy structured array; each column is then gathered from that buffer alone
+(a strided view, so a 4-byte field costs 4 bytes per event, not the whole struct), and
+strings are copied only for their used length. No Python object and no string formatting
+per event.
 """
 
 from __future__ import annotations
+
+import ctypes as ct
 
 import numpy as np
 import pyarrow as pa
@@ -15,76 +19,173 @@ from bpfcap.formats.events import BY_KIND_ID, SCHEMA
 from bpfcap.formats.schema import EventType, Field
 
 
+def _binary(lengths: np.ndarray, data: np.ndarray) -> pa.Array:
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.Array.from_buffers(
+        pa.binary(), len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+
+
+def _short_cstrings(raw: np.ndarray) -> pa.Array:
+    """Like _cstrings, for short fields whose values repeat (comm): hash the fixed-width
+    values, strip the NUL from the few distinct ones, then expand."""
+    n, width = raw.shape
+    fixed = pa.Array.from_buffers(
+        pa.binary(width), n, [None, pa.py_buffer(np.ascontiguousarray(raw))]
+    )
+    enc = fixed.dictionary_encode()
+    distinct = [v.split(b"\0", 1)[0] for v in enc.dictionary.to_pylist()]
+    return pa.array(distinct, pa.binary()).take(enc.indices)
+
+
 def _cstrings(raw: np.ndarray) -> pa.Array:
     """NUL-terminated strings from an (n, width) uint8 array, as an Arrow binary array.
     Bytes after the first NUL (stale data from earlier events) are dropped."""
     n, width = raw.shape
     is_nul = raw == 0
     lengths = np.where(is_nul.any(axis=1), is_nul.argmax(axis=1), width).astype(np.int64)
-    data = raw[np.arange(width) < lengths[:, None]]
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
-    return pa.Array.from_buffers(
-        pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(data))]
-    )
+    return _binary(lengths, np.ascontiguousarray(raw[np.arange(width) < lengths[:, None]]))
 
 
-def _column(f: Field, events: np.ndarray) -> pa.Array:
-    values = events[f.name]
+def _sized_strings(window: np.ndarray, lengths: np.ndarray) -> pa.Array:
+    """Strings of known length from an (n, width) byte window: only the first
+    max(lengths) bytes of each row are read."""
+    lengths = lengths.astype(np.int64)
+    width = int(lengths.max()) if len(lengths) else 0
+    window = window[:, :width]
+    return _binary(lengths, np.ascontiguousarray(window[np.arange(width) < lengths[:, None]]))
+
+
+def _constant_string(value: str, n: int) -> pa.Array:
+    v = value.encode()
+    offsets = np.arange(n + 1, dtype=np.int32) * len(v)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(v * n)])
+
+
+class _Events:
+    """The valid events of one kind, as views into the joined record buffer."""
+
+    def __init__(self, t: EventType, buf: np.ndarray):
+        self.t = t
+        self.buf = buf
+        self.batch_dtype = t.batch_dtype()
+        self.batches = buf.view(self.batch_dtype)
+        counts = np.minimum(self.batches["hdr"]["count"], t.batch)
+        self.valid = np.arange(t.batch) < counts[:, None]
+        self.n = int(counts.sum())
+
+    def field(self, name: str) -> np.ndarray:
+        return self.batches["ev"][name][self.valid]
+
+    def window(self, name: str, width: int) -> np.ndarray:
+        """(n, width) bytes starting at field `name` of each valid event, copying only
+        those bytes. The view has one opaque `width`-byte item per event: numpy copies
+        such items 2-3x faster than the same bytes as a uint8 axis."""
+        if width == 0:
+            return np.zeros((self.n, 0), dtype=np.uint8)
+        ev_dtype = self.t.numpy_dtype()
+        view = np.ndarray(
+            shape=(len(self.batches), self.t.batch),
+            dtype=np.dtype((np.void, width)),
+            buffer=self.buf,
+            offset=self.batch_dtype.fields["ev"][1] + ev_dtype.fields[name][1],
+            strides=(self.batch_dtype.itemsize, ev_dtype.itemsize),
+        )
+        return view[self.valid].view(np.uint8).reshape(-1, width)
+
+
+def _column(f: Field, ev: _Events) -> pa.Array:
     shape = f.string_shape
     if shape is not None and len(shape) == 1:
-        return _cstrings(values)
+        if f.length:
+            lengths = np.minimum(ev.field(f.length), shape[0] - 1)
+            width = int(lengths.max()) if ev.n else 0
+            return _sized_strings(ev.window(f.name, width), lengths)
+        if shape[0] <= 16:
+            return _short_cstrings(ev.window(f.name, shape[0]))
+        return _cstrings(ev.field(f.name))
+    values = ev.field(f.name)
     if shape is not None:
         k, width = shape
-        used = np.minimum(events[f.count].astype(np.int64), k)
+        used = np.minimum(ev.field(f.count).astype(np.int64), k)
         keep = np.arange(k) < used[:, None]
         strings = _cstrings(values[keep].reshape(-1, width))
-        offsets = np.zeros(len(events) + 1, dtype=np.int32)
+        offsets = np.zeros(ev.n + 1, dtype=np.int32)
         np.cumsum(used, out=offsets[1:])
         return pa.ListArray.from_arrays(pa.array(offsets), strings)
     if f.enum is not None:
-        codes = values.astype(np.int64)
-        names = pa.array(list(f.enum) + [None])
-        return names.take(pa.array(np.where(codes < len(f.enum), codes, len(f.enum))))
+        names = pa.array(list(f.enum) + [None])  # an unknown code reads as null
+        return names.take(pa.array(np.minimum(values, len(f.enum))))
     if f.boolean:
         return pa.array(values != 0)
     return pa.array(values)
 
 
-def decode_events(t: EventType, events: np.ndarray) -> pa.Table:
-    """A table in the trace schema from a structured array of `t` events."""
-    n = len(events)
+def _table(t: EventType, ev: _Events) -> pa.Table:
     own = {f.name: f for f in t.columns}
     columns = []
     for field in SCHEMA:
         if field.name == "kind":
-            columns.append(pa.array(np.full(n, t.name, dtype=object), pa.string()))
+            columns.append(_constant_string(t.name, ev.n))
         elif field.name in own:
-            columns.append(_column(own[field.name], events).cast(field.type))
+            columns.append(_column(own[field.name], ev).cast(field.type))
         else:
-            columns.append(pa.nulls(n, field.type))
+            columns.append(pa.nulls(ev.n, field.type))
     return pa.Table.from_arrays(columns, schema=SCHEMA)
 
 
-def split_records(records: list[bytes]) -> dict[int, list[bytes]]:
-    by_kind: dict[int, list[bytes]] = {}
-    for r in records:
-        by_kind.setdefault(int.from_bytes(r[:4], "little"), []).append(r)
-    return by_kind
+class RecordSink:
+    """Ring-buffer records, copied straight from the ring into one growable buffer per
+    kind that is reused from drain to drain: no allocation and no page fault per drain."""
+
+    def __init__(self) -> None:
+        self._bufs: dict[int, np.ndarray] = {}
+        self._used: dict[int, int] = {}
+
+    def _reserve(self, kind: int, size: int) -> int:
+        buf = self._bufs.get(kind)
+        used = self._used.get(kind, 0)
+        if buf is None or used + size > len(buf):
+            grown = np.empty(max(1 << 20, 2 * (used + size)), dtype=np.uint8)
+            if buf is not None:
+                grown[:used] = buf[:used]
+            self._bufs[kind] = buf = grown
+        self._used[kind] = used + size
+        return buf.ctypes.data + used
+
+    def add_from_address(self, address: int, size: int) -> None:
+        """Copy a record from memory (the ring buffer) in; its first u32 is its kind."""
+        kind = ct.c_uint32.from_address(address).value
+        ct.memmove(self._reserve(kind, size), address, size)
+
+    def add(self, record: bytes) -> None:
+        kind = int.from_bytes(record[:4], "little")
+        ct.memmove(self._reserve(kind, len(record)), record, len(record))
+
+    def take(self) -> dict[int, np.ndarray]:
+        """The records added since the last take, by kind (views, valid until the next add)."""
+        out = {k: self._bufs[k][:n] for k, n in self._used.items() if n}
+        self._used = {}
+        return out
+
+
+def decode_buffers(by_kind: dict[int, np.ndarray]) -> dict[str, pa.Table]:
+    """Tables by kind name from joined records of each kind."""
+    out = {}
+    for kind_id, buf in by_kind.items():
+        t = BY_KIND_ID.get(kind_id)
+        if t is None:
+            raise ValueError(f"ring buffer record of unknown kind {kind_id}")
+        if len(buf) % t.batch_dtype().itemsize:
+            raise ValueError(f"{t.name} record size differs from the declaration")
+        out[t.name] = _table(t, _Events(t, buf))
+    return out
 
 
 def decode_records(records: list[bytes]) -> dict[str, pa.Table]:
     """Tables by kind name from raw batch records (any mix of kinds, in any order)."""
-    out = {}
-    for kind_id, recs in split_records(records).items():
-        t = BY_KIND_ID.get(kind_id)
-        if t is None:
-            raise ValueError(f"ring buffer record of unknown kind {kind_id}")
-        dtype = t.batch_dtype()
-        if any(len(r) != dtype.itemsize for r in recs):
-            raise ValueError(f"{t.name} record size differs from the declaration")
-        batches = np.frombuffer(b"".join(recs), dtype=dtype)
-        counts = np.minimum(batches["hdr"]["count"], t.batch)
-        valid = np.arange(t.batch) < counts[:, None]
-        out[t.name] = decode_events(t, batches["ev"][valid])
-    return out
+    sink = RecordSink()
+    for r in records:
+        sink.add(r)
+    return decode_buffers(sink.take())

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from bpfcap import __version__
 from bpfcap.formats.errors import CaptureUnavailable, OutputError, UsageError
 from bpfcap.formats.events import EVENT_TYPES
@@ -34,7 +36,7 @@ from bpfcap.formats.trace import FORMAT_VERSION, PARTIAL_SUFFIX, SegmentDir, mer
 
 from . import host
 from .bpfgen import FLUSH_HZ, RINGBUF_PAGES, TREE_HOOKS, generate
-from .decode import decode_records
+from .decode import decode_buffers
 
 SEGMENT_S = 1.0
 DRAIN_S = 0.1
@@ -343,10 +345,8 @@ class Recorder:
             final,
         )
 
-    def _write(self, segments: SegmentDir, records: list[bytes]) -> None:
-        if not records:
-            return
-        for name, table in decode_records(records).items():
+    def _write(self, segments: SegmentDir, records: dict[int, np.ndarray]) -> None:
+        for name, table in decode_buffers(records).items():
             segments.write(table)
             self.written[name] += table.num_rows
 

@@ -34,7 +34,8 @@ OPEN = EventType(
             "Mode argument; 0 unless O_CREAT or O_TMPFILE is set (as BCC opensnoop)",
         ),
         Field("syscall", "u8", "Which system call", enum=OPEN_SYSCALLS),
-        Field("path", "char[256]", "Path argument as passed (first 255 bytes)"),
+        Field("path_len", "u16", "Bytes used in path", column=False),
+        Field("path", "char[256]", "Path argument as passed (first 255 bytes)", length="path_len"),
     ),
 )
 

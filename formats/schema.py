@@ -37,7 +37,9 @@ class Field:
 
     ctype: `u8`..`u64`, `s32`, `s64`, `char[N]` (a NUL-terminated string, stored as
     binary: kernel strings need not be UTF-8), or `char[K][N]` (K strings; `count` names
-    the member holding how many are used; stored as list<binary>).
+    the member holding how many are used; stored as list<binary>). For a `char[N]`,
+    `length` may name a member where the BPF code stores the string's length, which spares
+    the decoder a scan for the NUL.
     enum: for an integer code, the names it maps to (stored as a string column).
     boolean: an integer flag stored as a bool column.
     """
@@ -49,6 +51,7 @@ class Field:
     enum: tuple[str, ...] | None = None
     boolean: bool = False
     count: str | None = None
+    length: str | None = None
     column: bool = True
 
     @property

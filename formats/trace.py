@@ -42,6 +42,16 @@ PARTIAL_SUFFIX = ".partial"
 SEGMENT_GLOB = "seg-*.parquet"
 COMPRESSION = "zstd"
 ROW_GROUP_ROWS = 1 << 20
+# Dictionary encoding where values repeat (names, paths); min/max statistics only where
+# readers prune on them (kind, time, process): statistics of every path cost CPU on the
+# recording host and prune nothing.
+WRITE_OPTIONS = dict(
+    compression=COMPRESSION,
+    use_dictionary=[
+        f.name for f in SCHEMA if pa.types.is_binary(f.type) or pa.types.is_string(f.type)
+    ],
+    write_statistics=["kind", "ts_ns", "tgid", "tid"],
+)
 _UPGRADE = "upgrade bpfcap (pip install -U bpfcap) to read it"
 
 
@@ -77,7 +87,7 @@ class TraceWriter:
         self.rows = 0
         self._tmp = path.with_name(path.name + ".tmp")
         self._file = os.fdopen(_open_exclusive(self._tmp, force=True), "wb")
-        self._writer = pq.ParquetWriter(self._file, SCHEMA, compression=COMPRESSION)
+        self._writer = pq.ParquetWriter(self._file, SCHEMA, **WRITE_OPTIONS)
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows:

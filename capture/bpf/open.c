@@ -55,8 +55,9 @@ static __always_inline int open_exit(long ret)
         e->mode = s->mode;
         e->syscall = s->syscall;
         bpf_get_current_comm(&e->comm, sizeof(e->comm));
-        if (bpf_probe_read_user_str(&e->path, sizeof(e->path), s->filename) < 0)
-            e->path[0] = 0;
+        /* The length saves user space a scan for the NUL (returned length includes it). */
+        int n = bpf_probe_read_user_str(&e->path, sizeof(e->path), s->filename);
+        e->path_len = n > 0 ? n - 1 : 0;
         open_commit(b);
     }
     open_start.delete(&tid);

@@ -54,6 +54,9 @@ def test_struct_layout_matches_a_c_compiler(t, tmp_path):
 @pytest.mark.parametrize("t", EVENT_TYPES, ids=lambda t: t.name)
 def test_declaration_is_complete(t):
     assert t.doc and all(f.doc for f in t.all_fields)
+    names = {f.name for f in t.all_fields}
+    assert all(f.length in names for f in t.all_fields if f.length)
+    assert all(f.count in names for f in t.all_fields if f.count)
     assert resources.files("bpfcap.capture").joinpath("bpf", f"{t.name}.c").is_file()
     assert t.hooks and all(":" in tp for g in t.hooks for tp in g)
     # A batch must fit the kernel's 32 KiB limit for a per-CPU map value.
@@ -97,7 +100,9 @@ def test_decode_and_parquet_round_trip_is_lossless(t, tmp_path):
     for f in t.columns:
         col = table.column(f.name).to_pylist()
         shape = f.string_shape
-        if shape and len(shape) == 1:
+        if shape and len(shape) == 1 and f.length:
+            want = [bytes(r)[: min(n, shape[0] - 1)] for r, n in zip(ev[f.name], ev[f.length])]
+        elif shape and len(shape) == 1:
             want = [bytes(r).split(b"\0")[0] for r in ev[f.name]]
         elif shape:
             want = [

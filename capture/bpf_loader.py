@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from bpfcap.formats.errors import CaptureUnavailable
+from bpfcap.formats.schema import BATCH_HEADER_DTYPE
 
 from .bpfgen import FLUSH_HZ, Program
 from .decode import RecordSink
@@ -122,19 +123,26 @@ class LoadedProgram:
         finally:
             os.sched_setaffinity(0, self._cpus)
 
-    def drain(self) -> dict[int, np.ndarray]:
+    def drain(self, flush: bool = True) -> dict[int, np.ndarray]:
         """Every ring-buffer record written so far, joined by kind (see RecordSink.take;
-        valid until the next drain)."""
-        self.flush()
+        valid until the next drain). With `flush`, partial batches are sent first."""
+        if flush:
+            self.flush()
         self.bpf.ring_buffer_consume()
         return self._sink.take()
 
     def stats(self) -> np.ndarray:
-        """(cpus, 2 * (max kind + 1)) counters: seen at [2k], lost at [2k+1] for kind k."""
+        """(cpus, 2 * (max kind + 1)) counters: seen at [2k], lost at [2k+1] for kind k,
+        from the batch headers plus the map of rare entry-stash failures."""
         table = self.bpf["stats"]
-        return np.array([list(table[ct.c_int(i)]) for i in range(self._n_stats)]).T.astype(
-            np.uint64
-        )
+        out = np.array([list(table[ct.c_int(i)]) for i in range(self._n_stats)]).T.astype(np.uint64)
+        for t in self._program.types:
+            values = self._percpu_value(f"{t.name}_batches", t.batch_dtype().itemsize)
+            for cpu, raw in enumerate(values):
+                h = np.frombuffer(raw, dtype=BATCH_HEADER_DTYPE, count=1)[0]
+                out[cpu, 2 * t.kind_id] += h["seen"]
+                out[cpu, 2 * t.kind_id + 1] += h["lost"]
+        return out
 
     def stop(self) -> dict[int, np.ndarray]:
         """Detach every hook, then return what is left: the ring buffer and each CPU's

@@ -50,7 +50,7 @@ def _batch_code(t: EventType) -> str:
     send = f"""    b->hdr.kind = {kid};
     b->hdr.cpu = bpf_get_smp_processor_id();
     if (events.ringbuf_output(b, sizeof(*b), BPF_RB_NO_WAKEUP))
-        count_stat(2 * {kid} + 1, b->hdr.count);
+        b->hdr.lost += b->hdr.count;
     b->hdr.count = 0;"""
     return f"""{t.c_struct()}
 struct {name}_batch {{
@@ -74,7 +74,7 @@ static __always_inline struct {name}_event *{name}_slot(struct {name}_batch **bp
 
 static __always_inline void {name}_commit(struct {name}_batch *b)
 {{
-    count_stat(2 * {kid}, 1);
+    b->hdr.seen += 1;
     b->hdr.count += 1;
     if (b->hdr.count < {n})
         return;
@@ -106,6 +106,7 @@ def generate(
     self_tgid: int,
     filter_tgid: int | None = None,
     filter_tree: bool = False,
+    task_storage: bool = False,
 ) -> Program:
     """The C text and -D flags recording `selected` with the hooks in `present`."""
     types = tuple(t for t in EVENT_TYPES if t in selected or (filter_tree and t is FORK))
@@ -132,6 +133,8 @@ def generate(
         cflags.append(f"-DFILTER_TGID={filter_tgid}")
     if filter_tree:
         cflags.append("-DFILTER_TREE")
+    if task_storage:
+        cflags.append("-DHAVE_TASK_STORAGE")
     hooks = {tp for t in types for group in t.hooks for tp in group}
     if filter_tree:
         hooks.update(TREE_HOOKS)

@@ -76,7 +76,9 @@ def checks() -> Iterator[host.Check]:
     from .bpf_loader import LoadedProgram
 
     try:
-        prog = LoadedProgram(generate(EVENT_TYPES, present, self_tgid=os.getpid()))
+        prog = LoadedProgram(
+            generate(EVENT_TYPES, present, self_tgid=os.getpid(), task_storage=host.task_storage())
+        )
         prog.close()
         yield host.Check("trial BPF load", True, "the recording program compiles, loads, attaches")
     except CaptureUnavailable as e:

@@ -109,6 +109,16 @@ def can_bpf() -> bool:
     return bool(caps & (1 << CAP_BPF)) and bool(caps & (1 << CAP_PERFMON))
 
 
+def task_storage() -> bool:
+    """BPF task-local storage from tracepoint programs: kernel 5.11+ with kernel BTF
+    (bpf_get_current_task_btf)."""
+    try:
+        major, minor = (int(x) for x in platform.release().split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (5, 11) and os.path.exists("/sys/kernel/btf/vmlinux")
+
+
 def kernel_headers() -> Path | None:
     build = Path("/lib/modules") / platform.release() / "build"
     return build if os.path.isdir(build / "include") else None

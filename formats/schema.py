@@ -163,7 +163,14 @@ class EventType:
 
 # Header of every ring-buffer record: which type, how many events are valid, which CPU.
 BATCH_HEADER_DTYPE = np.dtype(
-    [("kind", np.uint32), ("count", np.uint32), ("cpu", np.uint32), ("pad", np.uint32)]
+    [
+        ("kind", np.uint32),
+        ("count", np.uint32),
+        ("cpu", np.uint32),
+        ("pad", np.uint32),
+        ("seen", np.uint64),  # running counters of the CPU's batch buffer (see common.h)
+        ("lost", np.uint64),
+    ]
 )
 BATCH_HEADER_SIZE = BATCH_HEADER_DTYPE.itemsize
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ import pyarrow.parquet as pq
 
 from .errors import IncompatibleTraceError, OutputError, TraceFormatError
 from .events import BY_NAME, SCHEMA
+from .parquet_concat import concat
 
 FORMAT_VERSION = 1
 READABLE_VERSIONS = (1,)
@@ -51,6 +53,8 @@ WRITE_OPTIONS = dict(
         f.name for f in SCHEMA if pa.types.is_binary(f.type) or pa.types.is_string(f.type)
     ],
     write_statistics=["kind", "ts_ns", "tgid", "tid"],
+    # Timestamps rise: delta encoding makes them smaller and cheaper to write.
+    column_encoding={"ts_ns": "DELTA_BINARY_PACKED"},
 )
 _UPGRADE = "upgrade bpfcap (pip install -U bpfcap) to read it"
 
@@ -130,12 +134,15 @@ def write_table_file(
 
 
 class SegmentDir:
-    """The directory a recorder writes closed segments into, one per flush period."""
+    """The directory a recorder writes closed segments into, one per period. Rows of a
+    period are kept in memory and written at its end, one row group per kind."""
 
     def __init__(self, path: Path):
         self.path = path
         self.index = 0
-        self._current: TraceWriter | None = None
+        self._pending: dict[str, list[pa.Table]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpfcap-writer")
+        self._writing: Future | None = None
         try:
             path.mkdir(mode=0o700)
         except FileExistsError as e:
@@ -149,24 +156,38 @@ class SegmentDir:
             ) from e
 
     def write(self, table: pa.Table) -> None:
-        """Add rows to the segment being written."""
-        if self._current is None:
-            self.index += 1
-            self._current = TraceWriter(self.path / f"seg-{self.index:06d}.parquet")
-        self._current.write(table)
+        """Add rows (of one kind) to the current segment."""
+        if table.num_rows:
+            self._pending.setdefault(table.column("kind")[0].as_py(), []).append(table)
 
     def close_segment(self, meta: dict[str, Any]) -> None:
-        """Close the current segment (writing an empty one if no rows came)."""
-        if self._current is None:
-            self.write(SCHEMA.empty_table())
-        assert self._current is not None
-        w, self._current = self._current, None
-        w.close(dict(meta, segment=self.index))
+        """Write the current segment (an empty one if no rows came) and rename it into
+        place, in a writer thread: the caller goes back to draining the ring buffer while
+        Parquet encodes (pyarrow releases the GIL). At most one segment waits; an error
+        of an earlier write is raised here or by finish()."""
+        self.index += 1
+        pending, self._pending = self._pending, {}
+        path = self.path / f"seg-{self.index:06d}.parquet"
+        meta = dict(meta, segment=self.index)
+        if self._writing is not None:
+            self._writing.result()  # at most one segment in flight; raises its error
+        self._writing = self._pool.submit(
+            lambda: write_table_file(path, [pa.concat_tables(ts) for ts in pending.values()], meta)
+        )
+
+    def finish(self) -> None:
+        """Wait for the segment being written; raise its error if it failed."""
+        if self._writing is not None:
+            w, self._writing = self._writing, None
+            w.result()
+        self._pool.shutdown()
 
     def abort(self) -> None:
-        if self._current is not None:
-            self._current.abort()
-            self._current = None
+        self._pending = {}
+        try:
+            self.finish()
+        except Exception:
+            pass
 
     def files(self) -> list[Path]:
         return sorted(self.path.glob(SEGMENT_GLOB))
@@ -177,29 +198,23 @@ class SegmentDir:
         self.path.rmdir()
 
 
-def merge_files(
-    files: list[Path], out: Path, meta: dict[str, Any], *, force: bool = False
-) -> tuple[int, int]:
-    """Copy the rows of `files` (segments) into one trace file, kind by kind, in row
-    groups of up to ROW_GROUP_ROWS rows. Returns (rows, bytes)."""
-    dataset = ds.dataset([str(f) for f in files], format="parquet", schema=SCHEMA)
-    w = TraceWriter(out, force=force)
+def merge_files(files: list[Path], out: Path, meta: dict[str, Any], *, force: bool = False) -> int:
+    """Join segments into one trace file with `meta` in its footer, by copying their bytes
+    (formats/parquet_concat.py); the result appears under `out` only when complete.
+    Returns its size."""
+    tmp = out.with_name(out.name + ".tmp")
     try:
-        for kind in BY_NAME:
-            pending: list[pa.RecordBatch] = []
-            n = 0
-            for b in dataset.to_batches(filter=ds.field("kind") == kind):
-                pending.append(b)
-                n += b.num_rows
-                if n >= ROW_GROUP_ROWS:
-                    w.write(pa.Table.from_batches(pending, SCHEMA))
-                    pending, n = [], 0
-            if pending:
-                w.write(pa.Table.from_batches(pending, SCHEMA))
+        with os.fdopen(_open_exclusive(tmp, force=True), "wb") as f:
+            concat(files, f, _footer(meta))
+            f.flush()
+            os.fsync(f.fileno())
+        if not force and out.exists():
+            raise OutputError(f"{out} already exists", "pass --force to overwrite it")
+        os.replace(tmp, out)
     except BaseException:
-        w.abort()
+        tmp.unlink(missing_ok=True)
         raise
-    return w.rows, w.close(meta)
+    return out.stat().st_size
 
 
 @dataclass

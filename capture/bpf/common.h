@@ -14,9 +14,10 @@
  * user space polls on a timer instead of being woken per record. */
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 
-/* Per CPU, per type: [2*kind] events seen, [2*kind+1] events lost. Seen counts every
- * event that passed the filters; lost counts those that never reached the ring buffer
- * (ring buffer full, or the entry map full). written + lost == seen. */
+/* Events seen and lost, per CPU and type: seen counts every event that passed the
+ * filters, lost those that never reached the ring buffer. The common case is counted in
+ * the batch header (the program holds a pointer to it anyway); this map only takes the
+ * rare entry-stash failures: [2*kind] seen, [2*kind+1] lost. written + lost == seen. */
 BPF_PERCPU_ARRAY(stats, u64, 2 * (MAX_KIND + 1));
 
 struct batch_hdr {
@@ -24,6 +25,8 @@ struct batch_hdr {
     u32 count;
     u32 cpu;
     u32 pad;
+    u64 seen; /* events committed on this CPU since the start */
+    u64 lost; /* of those, events in batches the ring buffer refused */
 };
 
 #ifdef FILTER_TREE

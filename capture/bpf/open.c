@@ -10,7 +10,42 @@ struct open_start {
     u32 mode;
     u8 syscall;
 };
+
+/* The entry, kept until the exit: in task-local storage where the kernel has it (no hash
+ * lookup, no delete: ts = 0 marks it used), else in a hash by thread id. */
+#ifdef HAVE_TASK_STORAGE
+BPF_TASK_STORAGE(open_start, struct open_start);
+
+static __always_inline int open_put(u32 tid, struct open_start *s)
+{
+    struct open_start *p = open_start.task_storage_get(
+        (struct task_struct *)bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (!p)
+        return -1;
+    *p = *s;
+    return 0;
+}
+
+static __always_inline struct open_start *open_get(u32 tid)
+{
+    struct open_start *p =
+        open_start.task_storage_get((struct task_struct *)bpf_get_current_task_btf(), 0, 0);
+    return p && p->ts ? p : 0;
+}
+
+static __always_inline void open_done(u32 tid, struct open_start *s) { s->ts = 0; }
+#else
 BPF_HASH(open_start, u32, struct open_start, 16384);
+
+static __always_inline int open_put(u32 tid, struct open_start *s)
+{
+    return open_start.update(&tid, s);
+}
+
+static __always_inline struct open_start *open_get(u32 tid) { return open_start.lookup(&tid); }
+
+static __always_inline void open_done(u32 tid, struct open_start *s) { open_start.delete(&tid); }
+#endif
 
 static __always_inline int open_enter(const char *filename, u32 flags, u32 mode, u8 sc)
 {
@@ -26,7 +61,7 @@ static __always_inline int open_enter(const char *filename, u32 flags, u32 mode,
     if ((flags & O_CREAT_) || (flags & O_TMPFILE_) == O_TMPFILE_)
         s.mode = mode;
     s.syscall = sc;
-    if (open_start.update(&tid, &s)) {
+    if (open_put(tid, &s)) {
         count_stat(2 * KIND_open, 1);
         count_stat(2 * KIND_open + 1, 1);
     }
@@ -37,7 +72,7 @@ static __always_inline int open_exit(long ret)
 {
     u64 id = bpf_get_current_pid_tgid();
     u32 tid = id;
-    struct open_start *s = open_start.lookup(&tid);
+    struct open_start *s = open_get(tid);
     if (!s)
         return 0;
     struct open_batch *b;
@@ -60,7 +95,7 @@ static __always_inline int open_exit(long ret)
         e->path_len = n > 0 ? n - 1 : 0;
         open_commit(b);
     }
-    open_start.delete(&tid);
+    open_done(tid, s);
     return 0;
 }
 

@@ -122,7 +122,7 @@ def test_decode_and_parquet_round_trip_is_lossless(t, tmp_path):
 
 
 def test_header_layout():
-    assert BATCH_HEADER_DTYPE.itemsize == 16
+    assert BATCH_HEADER_DTYPE.itemsize == 32
 
 
 def test_generated_program_has_every_type():

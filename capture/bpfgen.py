@@ -21,6 +21,7 @@ tracepoint, kprobe/uprobe and perf-event programs all run under the kernel's per
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from importlib import resources
 
@@ -107,13 +108,15 @@ def generate(
     filter_tgid: int | None = None,
     filter_tree: bool = False,
     task_storage: bool = False,
+    filter_comm: bytes | None = None,
+    ringbuf_pages: int = RINGBUF_PAGES,
 ) -> Program:
     """The C text and -D flags recording `selected` with the hooks in `present`."""
     types = tuple(t for t in EVENT_TYPES if t in selected or (filter_tree and t is FORK))
     max_kind = max(t.kind_id for t in EVENT_TYPES)
     parts = [
         f"#define MAX_KIND {max_kind}",
-        f"#define RINGBUF_PAGES {RINGBUF_PAGES}",
+        f"#define RINGBUF_PAGES {ringbuf_pages}",
         f"#define EXEC_MAXARGS {EXEC_MAXARGS}",
         f"#define EXEC_ARGSIZE {EXEC_ARGSIZE}",
         *(f"#define KIND_{t.name} {t.kind_id}" for t in EVENT_TYPES),
@@ -135,6 +138,10 @@ def generate(
         cflags.append("-DFILTER_TREE")
     if task_storage:
         cflags.append("-DHAVE_TASK_STORAGE")
+    if filter_comm is not None:
+        # The comm as the two little-endian u64 words bpf_get_current_comm() fills.
+        lo, hi = struct.unpack("<QQ", filter_comm.ljust(16, b"\0")[:16])
+        cflags += [f"-DFILTER_COMM_LO={lo:#x}ULL", f"-DFILTER_COMM_HI={hi:#x}ULL"]
     hooks = {tp for t in types for group in t.hooks for tp in group}
     if filter_tree:
         hooks.update(TREE_HOOKS)

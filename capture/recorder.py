@@ -54,6 +54,8 @@ class RecordOptions:
     command: list[str] | None = None
     force: bool = False
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
+    comm: str | None = None
+    ringbuf_pages: int = RINGBUF_PAGES
 
 
 @dataclass
@@ -80,6 +82,11 @@ def _validate(opts: RecordOptions) -> None:
         raise UsageError(f"duration must be positive, not {opts.duration}")
     if opts.pid is not None and not Path(f"/proc/{opts.pid}").is_dir():
         raise UsageError(f"no process with pid {opts.pid}")
+    if opts.comm is not None and not 0 < len(opts.comm.encode()) <= 15:
+        raise UsageError(f"-n {opts.comm!r}: a task name has 1 to 15 bytes")
+    pages = opts.ringbuf_pages
+    if pages < 8 or pages & (pages - 1):
+        raise UsageError(f"ring buffer pages must be a power of two >= 8, not {pages}")
     if opts.command:
         if shutil.which(opts.command[0]) is None:
             raise UsageError(f"command not found: {opts.command[0]}")
@@ -213,6 +220,8 @@ class Recorder:
             filter_tgid=opts.pid,
             filter_tree=filter_tree,
             task_storage=host.task_storage(),
+            filter_comm=opts.comm.encode() if opts.comm else None,
+            ringbuf_pages=opts.ringbuf_pages,
         )
         from .bpf_loader import LoadedProgram
 
@@ -254,7 +263,8 @@ class Recorder:
                 "drain_s": DRAIN_S,
                 "flush_hz": FLUSH_HZ,
                 "flush_every_s": DRAIN_S * FLUSH_EVERY,
-                "ringbuf_pages": RINGBUF_PAGES,
+                "ringbuf_pages": opts.ringbuf_pages,
+                "comm": opts.comm,
                 "entry_stash": "task storage" if host.task_storage() else "hash",
                 "batch": {t.name: t.batch for t in opts.events},
             },
@@ -273,7 +283,7 @@ class Recorder:
             else f"pid {opts.pid}"
             if opts.pid
             else "system-wide"
-        )
+        ) + (f", tasks named {opts.comm}" if opts.comm else "")
         length = f" for {opts.duration:g} s" if opts.duration else ""
         self.log(
             f"Recording {','.join(t.name for t in opts.events)} {scope}{length} "

@@ -11,6 +11,7 @@ EPILOG = """\b
 examples:
   sudo bpfcap record -d 10                   # 10 s, every event type, system-wide
   sudo bpfcap record -e open -p 181 -o x.parquet
+  sudo bpfcap record -n nginx -d 30           # only tasks named nginx (filtered in kernel)
   sudo bpfcap record -- make -j2             # a command and its descendants, until it exits
   sudo bpfcap record --ebpf -e exec          # print the BPF program and exit"""
 
@@ -26,6 +27,13 @@ examples:
 @click.option("-d", "--duration", type=float, metavar="SECONDS", help="Stop after SECONDS.")
 @click.option("-p", "--pid", type=int, metavar="PID", help="Record only this process (in kernel).")
 @click.option(
+    "-n",
+    "--name",
+    "comm",
+    metavar="COMM",
+    help="Record only tasks whose name (comm) is exactly COMM (in kernel).",
+)
+@click.option(
     "-o",
     "--output",
     metavar="PATH",
@@ -33,8 +41,15 @@ examples:
 )
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
 @click.option("--ebpf", is_flag=True, hidden=True, help="Print the BPF program and exit.")
+@click.option(
+    "--ringbuf-pages",
+    type=int,
+    default=None,
+    hidden=True,
+    help="Ring buffer size in pages (tests and tuning).",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- COMMAND [ARGS]...]")
-def record(events, duration, pid, output, force, ebpf, command) -> None:
+def record(events, duration, pid, comm, output, force, ebpf, ringbuf_pages, command) -> None:
     """Record kernel events into a Parquet trace (needs root).
 
     Stops after -d SECONDS, on Ctrl-C or SIGTERM, or when COMMAND exits (then exits with
@@ -57,22 +72,33 @@ def record(events, duration, pid, output, force, ebpf, command) -> None:
             )
         types = tuple(t for t in EVENT_TYPES if t.name in names)
     if ebpf:
-        _print_program(types, pid, bool(command))
+        _print_program(types, pid, bool(command), comm)
         return
     out = Path(output or time.strftime("bpfcap-%Y%m%d-%H%M%S.parquet"))
-    opts = RecordOptions(types, out, duration, pid, list(command) or None, force, list(sys.argv))
+    opts = RecordOptions(
+        types, out, duration, pid, list(command) or None, force, list(sys.argv), comm
+    )
+    if ringbuf_pages is not None:
+        opts.ringbuf_pages = ringbuf_pages
     result = Recorder(opts, log=lambda msg: click.echo(msg, err=True)).run()
     click.echo(f"Wrote {result.path} ({result.events} events, {result.lost} lost)", err=True)
     if result.exit_status:
         sys.exit(result.exit_status)
 
 
-def _print_program(types, pid, tree) -> None:
+def _print_program(types, pid, tree, comm) -> None:
     import os
 
     from bpfcap.capture.bpfgen import generate
 
     hooks = {tp for t in types for g in t.hooks for tp in g}
-    program = generate(types, hooks, self_tgid=os.getpid(), filter_tgid=pid, filter_tree=tree)
+    program = generate(
+        types,
+        hooks,
+        self_tgid=os.getpid(),
+        filter_tgid=pid,
+        filter_tree=tree,
+        filter_comm=comm.encode() if comm else None,
+    )
     click.echo(f"// cflags: {' '.join(program.cflags)}")
     click.echo(program.text)

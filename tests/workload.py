@@ -33,8 +33,18 @@ def paths(tag: str) -> dict[str, str]:
     }
 
 
-def run(tag: str, delay: float, wait_stdin: bool) -> None:
+def set_comm(name: str) -> None:
+    """prctl(PR_SET_NAME): the task name the kernel reports (comm)."""
+    import ctypes
+
+    if ctypes.CDLL(None, use_errno=True).prctl(15, name.encode(), 0, 0, 0):
+        sys.exit(f"prctl(PR_SET_NAME) failed: errno {ctypes.get_errno()}")
+
+
+def run(tag: str, delay: float, wait_stdin: bool, comm: str | None = None) -> None:
     p = paths(tag)
+    if comm:
+        set_comm(comm)
     print(f"pid={os.getpid()}", flush=True)
     if wait_stdin:
         sys.stdin.readline()
@@ -63,8 +73,9 @@ def main() -> None:
     ap.add_argument("tag")
     ap.add_argument("--delay", type=float, default=0.0)
     ap.add_argument("--wait-stdin", action="store_true", help="start after a line on stdin")
+    ap.add_argument("--comm", help="task name to run under (prctl PR_SET_NAME)")
     a = ap.parse_args()
-    run(a.tag, a.delay, a.wait_stdin)
+    run(a.tag, a.delay, a.wait_stdin, a.comm)
 
 
 if __name__ == "__main__":

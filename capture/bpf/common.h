@@ -5,6 +5,7 @@
  *   SELF_TGID      the recorder itself, never recorded
  *   FILTER_TGID    record only this process (-p)
  *   FILTER_TREE    record only processes in the `tracked` set (-- COMMAND and descendants)
+ *   FILTER_COMM_LO/HI  record only tasks with this comm (its 16 bytes as two u64)
  *   HAVE_<cat>__<tp> for each tracepoint that exists on this kernel
  *   EVENT_<name>   for each event type recorded
  */
@@ -51,6 +52,12 @@ static __always_inline int bpfcap_keep(u64 pid_tgid)
 #endif
 #ifdef FILTER_TREE
     if (!tracked.lookup(&tgid))
+        return 0;
+#endif
+#ifdef FILTER_COMM_LO
+    u64 comm[2] = {};
+    bpf_get_current_comm(&comm, sizeof(comm));
+    if (comm[0] != FILTER_COMM_LO || comm[1] != FILTER_COMM_HI)
         return 0;
 #endif
     return 1;

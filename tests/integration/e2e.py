@@ -42,11 +42,11 @@ def start_recorder(*args: str) -> subprocess.Popen:
     raise AssertionError(f"recorder did not start: {b''.join(lines)!r} {p.stderr.read()!r}")
 
 
-def start_workload(tag: str) -> tuple[subprocess.Popen, int]:
+def start_workload(tag: str, *extra: str) -> tuple[subprocess.Popen, int]:
     """The workload, waiting for a line on stdin before it starts; returns it and its pid."""
     Path(paths(tag)["ok"]).touch()
     p = subprocess.Popen(
-        [sys.executable, WORKLOAD, "run", tag, "--wait-stdin"],
+        [sys.executable, WORKLOAD, "run", tag, "--wait-stdin", *extra],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )

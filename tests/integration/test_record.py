@@ -158,3 +158,22 @@ def test_sigkill_leaves_readable_segments(tmp_path, tag):
     assert "NOT cleanly" in info
     r = bpfcap("report", "opensnoop", trace)
     assert b"did not stop cleanly" in r.stderr
+
+
+def test_comm_filter_in_kernel(tmp_path, tag):
+    """-n keeps tasks of that name only: the same workload under another name is absent."""
+    trace = tmp_path / "comm.parquet"
+    named, pid = start_workload(tag, "--comm", "bpfcapwl")
+    other, other_pid = start_workload(tag)
+    rec = start_recorder("-n", "bpfcapwl", "-d", "4", "-o", trace)
+    go(named)
+    go(other)
+    _, stderr = rec.communicate(timeout=60)
+    assert rec.returncode == 0, stderr
+    check_opens(trace, tag, pid)  # exact counts: the other process's opens are not there
+    check_execs(trace, tag, pid)
+    comms = {
+        ln.split()[1]
+        for ln in bpfcap("report", "opensnoop", trace).stdout.decode().splitlines()[1:]
+    }
+    assert comms == {"bpfcapwl"}

@@ -7,11 +7,14 @@ Timeline of a recording to OUT:
 2. With `-- COMMAND`, the command is forked first and held on a pipe; once the program is
    loaded its pid goes into the in-kernel `tracked` set and it is released, so its first
    instruction is already filtered in.
-3. Every DRAIN_S the ring buffer is drained and decoded in bulk into the open segment of
-   `OUT.partial/`; every SEGMENT_S that segment is closed (renamed into place, metadata in
-   its footer). A recorder killed at any moment leaves every closed segment readable.
+3. Every DRAIN_BUSY_S (busy) to DRAIN_IDLE_S (quiet) the ring buffer is drained and
+   decoded in bulk into the current segment of `OUT.partial/`; every SEGMENT_S with rows
+   (every QUIET_SEGMENT_S without) that segment is written by a writer thread and renamed
+   into place, metadata in its footer. A recorder killed at any moment leaves every
+   closed segment readable.
 4. At stop: hooks detached, the rest drained (ring buffer and per-CPU partial batches),
-   the last segment closed, all segments merged into OUT, the directory removed.
+   the last segment closed, all segments joined into OUT by copying bytes
+   (formats/parquet_concat.py), the directory removed.
 """
 
 from __future__ import annotations
@@ -39,10 +42,13 @@ from .bpfgen import FLUSH_HZ, RINGBUF_PAGES, TREE_HOOKS, generate
 from .decode import decode_buffers
 
 SEGMENT_S = 1.0
-# At 1M events/s the 16 MiB ring buffer holds ~50 ms of opens (328 bytes each): drain
-# well within that.
-DRAIN_S = 0.02
-FLUSH_EVERY = 5  # drains
+QUIET_SEGMENT_S = 10.0  # an empty segment (counters only) at least this often
+# At 1M events/s the 16 MiB ring buffer holds ~50 ms of opens (328 bytes each): when busy,
+# drain well within that; when quiet, rarely.
+DRAIN_BUSY_S = 0.02
+DRAIN_IDLE_S = 0.1
+BUSY_BYTES = 256 * 1024
+FLUSH_S = 0.1  # partial batches are sent at least this often
 
 
 @dataclass
@@ -260,9 +266,9 @@ class Recorder:
                 "command": opts.command,
                 "duration_s": opts.duration,
                 "segment_s": SEGMENT_S,
-                "drain_s": DRAIN_S,
+                "drain_s": [DRAIN_BUSY_S, DRAIN_IDLE_S],
                 "flush_hz": FLUSH_HZ,
-                "flush_every_s": DRAIN_S * FLUSH_EVERY,
+                "flush_every_s": FLUSH_S,
                 "ringbuf_pages": opts.ringbuf_pages,
                 "comm": opts.comm,
                 "entry_stash": "task storage" if host.task_storage() else "hash",
@@ -296,13 +302,19 @@ class Recorder:
             # -d counts from when the hooks are live.
             deadline = attached_ns + opts.duration * 1e9 if opts.duration else None
             next_segment = attached_ns + SEGMENT_S * 1e9
-            drains = 0
+            nap = DRAIN_IDLE_S
+            next_flush = attached_ns
+            last_written = attached_ns
             while self._stop_reason is None:
-                time.sleep(DRAIN_S)
-                # Flushing partial batches (two migrations per CPU) every 100 ms is enough.
-                drains += 1
-                self._write(segments, loaded.drain(flush=drains % FLUSH_EVERY == 0))
+                time.sleep(nap)
                 now = time.monotonic_ns()
+                flush = now >= next_flush
+                if flush:
+                    next_flush = now + FLUSH_S * 1e9
+                drained = self._write(segments, loaded.drain(flush=flush))
+                # Busy: drain often, the ring buffer holds only tens of ms at storm rates.
+                # Quiet: wake rarely, so that an idle recorder costs next to nothing.
+                nap = DRAIN_BUSY_S if drained > BUSY_BYTES else DRAIN_IDLE_S
                 if child is not None:
                     pid, status = os.waitpid(child, os.WNOHANG)
                     if pid:
@@ -312,7 +324,10 @@ class Recorder:
                 if deadline is not None and now >= deadline:
                     self._stop_reason = "duration"
                 if now >= next_segment:
-                    segments.close_segment(self._meta(loaded, now, clean=False))
+                    # A segment when rows came, else only now and then (fresh counters).
+                    if segments.has_rows or now - last_written >= QUIET_SEGMENT_S * 1e9:
+                        segments.close_segment(self._meta(loaded, now, clean=False))
+                        last_written = now
                     next_segment += SEGMENT_S * 1e9
         except OSError as e:
             error = e
@@ -365,10 +380,12 @@ class Recorder:
             final,
         )
 
-    def _write(self, segments: SegmentDir, records: dict[int, np.ndarray]) -> None:
+    def _write(self, segments: SegmentDir, records: dict[int, np.ndarray]) -> int:
+        """Decode drained records into the current segment; returns the bytes drained."""
         for name, table in decode_buffers(records).items():
             segments.write(table)
             self.written[name] += table.num_rows
+        return sum(len(b) for b in records.values())
 
     def _meta(self, loaded, now_ns: int, clean: bool) -> dict:
         stats = loaded.stats()

@@ -155,6 +155,10 @@ class SegmentDir:
                 f"cannot create {path}: {e.strerror}", "choose another -o path"
             ) from e
 
+    @property
+    def has_rows(self) -> bool:
+        return bool(self._pending)
+
     def write(self, table: pa.Table) -> None:
         """Add rows (of one kind) to the current segment."""
         if table.num_rows:

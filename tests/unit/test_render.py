@@ -143,3 +143,53 @@ def test_empty_tables() -> None:
 def test_unknown_format() -> None:
     with pytest.raises(ValueError):
         render(pa.table({"a": [1]}), "xml")
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        "%-6d ",
+        "%4d ",
+        "%3d ",
+        "%-7d ",
+        "%-4d ",
+        "%-6d",
+        "%-16s ",
+        "%s",
+        "%-9s",
+        "%08o ",
+        "%04o ",
+        "%-14.9f",
+        "%-8.3f",
+    ],
+)
+def test_vectorised_formats_equal_percent_formatting(fmt):
+    """Every column format the reports use gives, vectorised, exactly `fmt % value`."""
+    import random
+
+    import pyarrow as pa
+
+    from bpfcap.cli.render import _format_column
+
+    rng = random.Random(fmt)
+    conv = fmt.rstrip(" ")[-1]
+    if conv == "d":
+        values = [
+            rng.choice([0, 1, -1, 7, -42, 2**31, -(2**40), 123456789, None]) for _ in range(300)
+        ]
+        arr = pa.array(values, pa.int64())
+    elif conv == "o":
+        values = [rng.choice([0, 1, 0o777, 0o2000000, 0o20200000, 2**40, None]) for _ in range(300)]
+        arr = pa.array(values, pa.int64())
+    elif conv == "f":
+        values = [rng.choice([0.0, 0.1234567891, 12.5, 1e6 / 3, -0.0005, None]) for _ in range(300)]
+        arr = pa.array(values, pa.float64())
+    else:
+        values = [
+            rng.choice([b"", b"a", b"bash", b"x" * 20, "\u00e9".encode(), b"\xff\xfe", None])
+            for _ in range(300)
+        ]
+        arr = pa.array(values, pa.binary())
+    null = b"?"
+    want = [null if v is None else fmt.encode() % v for v in values]
+    assert _format_column(arr, fmt, null).to_pylist() == want

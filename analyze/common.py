@@ -6,7 +6,7 @@ All pure: tables and plain values from the trace metadata in, arrays out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,8 +63,33 @@ def completion_ns(table: pa.Table) -> pa.Array:
 def sort_by_completion(table: pa.Table) -> pa.Table:
     """Rows ordered by completion time, ties broken by tid (then by the order read, so
     equal rows keep a stable order), with the completion time added as column `end_ns`."""
-    table = table.append_column(END, completion_ns(table))
+    if END not in table.column_names:  # already added by in_completion_order()
+        table = table.append_column(END, completion_ns(table))
     return table.sort_by([(END, "ascending"), ("tid", "ascending")])
+
+
+def in_completion_order(chunks: Iterable[pa.Table], slack_ns: int) -> Iterator[pa.Table]:
+    """Re-order a stream of row chunks by completion time (adding `end_ns`, as
+    sort_by_completion), holding only `slack_ns` of rows back.
+
+    A trace's rows are in the order they were drained: a row completing at T is drained
+    at most a flush and a drain period later (well under a second), so any row completing
+    before (latest completion seen - slack) can be released in order. Memory stays
+    bounded by slack_ns of events, whatever the trace's size."""
+    held: pa.Table | None = None
+    for chunk in chunks:
+        if not chunk.num_rows:
+            continue
+        chunk = chunk.append_column(END, completion_ns(chunk))
+        held = chunk if held is None else pa.concat_tables([held, chunk])
+        ends = held.column(END)
+        cut = pa.scalar(pc.max(ends).as_py() - slack_ns, ends.type)
+        early = pc.less(ends, cut)
+        if pc.any(early).as_py():
+            yield sort_by_completion(held.filter(early))  # each row is sorted once
+            held = held.filter(pc.invert(early))
+    if held is not None and held.num_rows:
+        yield sort_by_completion(held)
 
 
 def window_mask(end_ns: pa.Array, start_ns: int, duration_s: float) -> pa.Array:

@@ -3,6 +3,7 @@ with its flags applied after the fact."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -13,6 +14,7 @@ from bpfcap.analyze.common import (
     OutputColumn,
     as_bytes,
     as_int64,
+    completion_ns,
     filter_all,
     match_bytes,
     select_columns,
@@ -103,20 +105,9 @@ def flag_mask(names: tuple[str, ...] | list[str]) -> int:
     return mask
 
 
-def opensnoop(opens: pa.Table, options: Options, *, start_ns: int) -> pa.Table:
-    """The opensnoop report of `opens` (rows of kind `open`); `start_ns` is the recording's
-    start (for -d).
-
-    Rows are in completion order (ties by tid). Columns, in order, those of `COLUMNS` that
-    the options show: time_s (-T; float seconds from the first open that BCC would have
-    received, i.e. the first passing -p/-t/-u/-f, counted in whole microseconds as BCC),
-    uid (-U), pid or tid (-t), comm (binary), fd (int64), err (int64), flags and mode (-e;
-    uint32, mode null for `n/a`), path (binary).
-    """
+def _kernel_side(t: pa.Table, options: Options) -> pa.Table:
+    """The rows BCC's in-kernel filters (-p/-t/-u/-f) let through: the events it receives."""
     mask = flag_mask(options.flag_filter)
-    t = sort_by_completion(opens)
-
-    # What BCC filters in the kernel: the events it never receives.
     keep = []
     if options.tid is not None:
         keep.append(pc.equal(as_int64(t["tid"]), options.tid))
@@ -126,8 +117,38 @@ def opensnoop(opens: pa.Table, options: Options, *, start_ns: int) -> pa.Table:
         keep.append(pc.equal(as_int64(t["uid"]), options.uid))
     if options.flag_filter:
         keep.append(pc.not_equal(pc.bit_wise_and(t["flags"], mask), 0))
-    t = filter_all(t, keep)
-    first_us = t[END][0].as_py() // 1000 if t.num_rows else 0
+    return filter_all(t, keep)
+
+
+def first_received_us(chunks: Iterable[pa.Table], options: Options) -> int | None:
+    """Completion time (us) of the first open BCC would have received: -T's zero. For a
+    trace read in chunks, before the rows are reported."""
+    first = None
+    for chunk in chunks:
+        t = _kernel_side(chunk, options)
+        if t.num_rows:
+            m = pc.min(completion_ns(t)).as_py() // 1000
+            first = m if first is None else min(first, m)
+    return first
+
+
+def opensnoop(
+    opens: pa.Table, options: Options, *, start_ns: int, first_us: int | None = None
+) -> pa.Table:
+    """The opensnoop report of `opens` (rows of kind `open`); `start_ns` is the recording's
+    start (for -d); `first_us` is -T's zero when `opens` is one chunk of a larger trace
+    (first_received_us() of all of it), else it is computed from `opens`.
+
+    Rows are in completion order (ties by tid). Columns, in order, those of `COLUMNS` that
+    the options show: time_s (-T; float seconds from the first open that BCC would have
+    received, i.e. the first passing -p/-t/-u/-f, counted in whole microseconds as BCC),
+    uid (-U), pid or tid (-t), comm (binary), fd (int64), err (int64), flags and mode (-e;
+    uint32, mode null for `n/a`), path (binary).
+    """
+    # What BCC filters in the kernel: the events it never receives.
+    t = _kernel_side(sort_by_completion(opens), options)
+    if first_us is None:
+        first_us = t[END][0].as_py() // 1000 if t.num_rows else 0
 
     # What its user space skips after receiving (-T still counts from the first received).
     keep = []

@@ -28,20 +28,29 @@ FORMATS = ("text", "json", "csv")
 _BATCH_ROWS = 65536
 
 
-def write(table: pa.Table, columns: Sequence[OutputColumn], fmt: str, stream: IO[bytes]) -> None:
+def write(
+    table: pa.Table,
+    columns: Sequence[OutputColumn],
+    fmt: str,
+    stream: IO[bytes],
+    header: bool = True,
+) -> None:
     """Write `table` to `stream` as `fmt` (one of FORMATS); `columns` declares the text
-    layout of every column the table may have."""
+    layout of every column the table may have. `header=False` continues an output whose
+    first part (with the header) was written by an earlier call."""
     if fmt == "text":
-        write_text(table, columns, stream)
+        write_text(table, columns, stream, header)
     elif fmt == "json":
         write_json(table, stream)
     elif fmt == "csv":
-        write_csv(table, stream)
+        write_csv(table, stream, header)
     else:
         raise ValueError(f"unknown output format {fmt!r}")
 
 
-def write_text(table: pa.Table, columns: Sequence[OutputColumn], stream: IO[bytes]) -> None:
+def write_text(
+    table: pa.Table, columns: Sequence[OutputColumn], stream: IO[bytes], header: bool = True
+) -> None:
     """BCC's layout: a header line, then one line per row, each the concatenation of the
     shown columns' %-formats (so, as in BCC, `%-16s` pads but never truncates).
 
@@ -54,11 +63,13 @@ def write_text(table: pa.Table, columns: Sequence[OutputColumn], stream: IO[byte
 
     by_name = {c.name: c for c in columns}
     cols = [by_name[name] for name in table.column_names]
-    stream.write("".join(c.head_fmt % c.header for c in cols).encode() + b"\n")
+    if header:
+        stream.write("".join(c.head_fmt % c.header for c in cols).encode() + b"\n")
     for batch in table.to_batches(max_chunksize=_BATCH_ROWS):
         parts = [
-            _format_column(batch.column(i), c.fmt, (c.head_fmt % c.null).encode())
+            part
             for i, c in enumerate(cols)
+            for part in _column_parts(batch.column(i), c.fmt, (c.head_fmt % c.null).encode())
         ]
         lines = pc.binary_join_element_wise(*parts, pa.scalar(b"\n"), pa.scalar(b""))
         offsets = lines.buffers()[1]
@@ -80,38 +91,72 @@ def _format_column(arr: pa.Array, fmt: str, null: bytes) -> pa.Array:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    parts = _column_parts(arr, fmt, null)
+    if len(parts) == 1:
+        return parts[0]
+    return pc.binary_join_element_wise(*parts, pa.scalar(b""))
+
+
+def _column_parts(arr: pa.Array, fmt: str, null: bytes) -> list:
+    """`fmt % value` as pieces to concatenate: the formatted values (binary array) and
+    the format's literal text around them (scalars), joined once per line by the caller."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     m = _SPEC.match(fmt)
-    if m is None or m.group(5) is not None or m.group(6) == "f":
-        return _format_python(arr, fmt, null)
-    prefix, left, zero, width, _, conv, suffix = m.groups()
+    if m is None or (m.group(5) is not None and m.group(6) != "f"):
+        return [_format_python(arr, fmt, null)]
+    prefix, left, zero, width, prec, conv, suffix = m.groups()
     w = int(width or 0)
-    if conv in "d":
+    ascii_text = None  # set where every value is ASCII: padding is then one kernel
+    if conv == "f":
+        if zero or not pa.types.is_floating(arr.type):
+            return [_format_python(arr, fmt, null)]
+        ascii_text = _fixed(arr, int(prec) if prec is not None else 6).cast(pa.string())
+    elif conv in "d":
         if not pa.types.is_integer(arr.type) or zero:
-            return _format_python(arr, fmt, null)
-        text = pc.cast(arr, pa.string()).cast(pa.binary())
+            return [_format_python(arr, fmt, null)]
+        ascii_text = pc.cast(arr, pa.string())
     elif conv == "s":
-        if pa.types.is_string(arr.type):
-            text = arr.cast(pa.binary())
-        elif pa.types.is_binary(arr.type):
-            text = arr
-        else:
-            return _format_python(arr, fmt, null)
+        if not (pa.types.is_string(arr.type) or pa.types.is_binary(arr.type)):
+            return [_format_python(arr, fmt, null)]
+        text = arr.cast(pa.binary())
+        if w and _is_ascii(text):
+            ascii_text = text.cast(pa.string())
     else:  # "o"
         if not pa.types.is_integer(arr.type) or not zero or left:
-            return _format_python(arr, fmt, null)
+            return [_format_python(arr, fmt, null)]
         text = _octal(arr, w)
         w = 0
-    if w:
-        pad = pc.max_element_wise(pc.subtract(w, pc.binary_length(text)), 0)
-        spaces = pc.binary_repeat(pa.scalar(b" "), pad)
+    if ascii_text is not None:
+        pad = pc.utf8_rpad if left else pc.utf8_lpad  # ASCII: characters are bytes
+        text = (pad(ascii_text, w, " ") if w else ascii_text).cast(pa.binary())
+    elif w:
+        spaces = pc.binary_repeat(
+            pa.scalar(b" "), pc.max_element_wise(pc.subtract(w, pc.binary_length(text)), 0)
+        )
         text = pc.binary_join_element_wise(
             *((text, spaces) if left else (spaces, text)), pa.scalar(b"")
         )
-    if prefix or suffix:
-        text = pc.binary_join_element_wise(
-            pa.scalar(prefix.encode()), text, pa.scalar(suffix.encode()), pa.scalar(b"")
-        )
-    return pc.fill_null(text, pa.scalar(null)) if arr.null_count else text
+    parts = [text]
+    if prefix:
+        parts.insert(0, pa.scalar(prefix.encode()))
+    if suffix:
+        parts.append(pa.scalar(suffix.encode()))
+    if arr.null_count:  # a null prints as `null`, literal text included
+        joined = pc.binary_join_element_wise(*parts, pa.scalar(b"")) if len(parts) > 1 else text
+        return [pc.fill_null(joined, pa.scalar(null))]
+    return parts
+
+
+def _is_ascii(text: pa.Array) -> bool:
+    """Every value is ASCII (no byte >= 0x80): then byte and character widths agree."""
+    import numpy as np
+
+    data = text.buffers()[2]
+    if data is None:
+        return True
+    return not (np.frombuffer(data, dtype=np.uint8) & 0x80).any()
 
 
 def _octal(arr: pa.Array, width: int) -> pa.Array:
@@ -138,6 +183,35 @@ def _octal(arr: pa.Array, width: int) -> pa.Array:
         pa.binary(), len(v), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
     return pc.if_else(arr.is_null(), pa.scalar(None, pa.binary()), out) if arr.null_count else out
+
+
+def _fixed(arr: pa.Array, prec: int) -> pa.Array:
+    """`%.<prec>f` of floats. Where x * 10**prec lies within 0.25 of an integer q (and
+    |q| < 1e12), printf's correctly rounded result is q's digits, exactly; the other
+    values (near a rounding tie, huge, NaN, inf) are formatted by Python one by one."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    x = np.asarray(arr.fill_null(0.0).to_numpy(zero_copy_only=False), dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        r = x * 10.0**prec
+        q = np.rint(r)
+        safe = np.isfinite(r) & (np.abs(r - q) < 0.25) & (np.abs(q) < 1e12)
+    q = np.abs(np.where(safe, q, 0).astype(np.int64))
+    scale = 10**prec
+    text = pc.cast(pa.array(q // scale), pa.string())
+    if prec:
+        frac = pc.utf8_lpad(pc.cast(pa.array(q % scale), pa.string()), prec, "0")
+        text = pc.binary_join_element_wise(text, frac, ".")
+    sign = pc.if_else(pa.array(np.signbit(x)), "-", "")  # printf keeps -0.000's sign
+    text = pc.binary_join_element_wise(sign, text, "").cast(pa.binary())
+    if not safe.all():
+        slow = [(f"%.{prec}f" % v).encode() for v in x[~safe]]
+        text = pc.replace_with_mask(text, pa.array(~safe), pa.array(slow, pa.binary()))
+    if arr.null_count:
+        text = pc.if_else(arr.is_null(), pa.scalar(None, pa.binary()), text)
+    return text
 
 
 def _format_python(arr: pa.Array, fmt: str, null: bytes) -> pa.Array:
@@ -172,14 +246,15 @@ def _json_value(v: Any) -> Any:
     return v
 
 
-def write_csv(table: pa.Table, stream: IO[bytes]) -> None:
+def write_csv(table: pa.Table, stream: IO[bytes], header: bool = True) -> None:
     """A header row of column names, then the rows; null is an empty field."""
     text = io.TextIOWrapper(
         stream, encoding="utf-8", errors="surrogateescape", newline="", write_through=True
     )
     try:
         w = csv.writer(text, lineterminator="\n")
-        w.writerow(table.column_names)
+        if header:
+            w.writerow(table.column_names)
         for batch in table.to_batches(max_chunksize=_BATCH_ROWS):
             columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
             w.writerows([_csv_value(v) for v in row] for row in zip(*columns))

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -235,6 +237,39 @@ class Trace:
     @property
     def version(self) -> int:
         return int(self.meta.get("format_version", 0))
+
+    def row_groups(self, kind: str) -> list[tuple[Path, int]]:
+        """(file, row group) holding rows of `kind`, in file order, from statistics alone."""
+        out = []
+        for f in self.files:
+            md = pq.read_metadata(f)
+            col = md.schema.names.index("kind")
+            for i in range(md.num_row_groups):
+                rg = md.row_group(i)
+                st = rg.column(col).statistics
+                if rg.num_rows and (st is None or not st.has_min_max or st.min <= kind <= st.max):
+                    out.append((f, i))
+        return out
+
+    def batches(
+        self, kind: str, columns: list[str], groups: list[tuple[Path, int]] | None = None
+    ) -> Iterator[pa.Table]:
+        """The rows of one kind, one row group at a time, in file order: bounded memory
+        for traces of any size. `groups` (from row_groups()) lets a caller count them."""
+        self._check_columns(columns)
+        for f, i in self.row_groups(kind) if groups is None else groups:
+            try:
+                t = pq.ParquetFile(f).read_row_group(i, columns=["kind", *columns])
+            except (pa.ArrowInvalid, OSError) as e:
+                raise TraceFormatError(f"{f}: unreadable data ({e})") from e
+            t = t.filter(pc.equal(t["kind"], kind))
+            yield t.drop_columns(["kind"])
+
+    def _check_columns(self, names: list[str]) -> None:
+        schema = pq.read_schema(self.files[0])
+        missing = [n for n in names if n not in schema.names]
+        if missing:
+            raise TraceFormatError(f"{self.path}: column(s) {', '.join(missing)} missing")
 
     def read(self, kind: str, columns: list[str] | None = None) -> pa.Table:
         """The rows of one kind (all columns of that kind unless `columns` is given)."""

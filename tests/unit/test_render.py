@@ -182,7 +182,13 @@ def test_vectorised_formats_equal_percent_formatting(fmt):
         values = [rng.choice([0, 1, 0o777, 0o2000000, 0o20200000, 2**40, None]) for _ in range(300)]
         arr = pa.array(values, pa.int64())
     elif conv == "f":
-        values = [rng.choice([0.0, 0.1234567891, 12.5, 1e6 / 3, -0.0005, None]) for _ in range(300)]
+        values = [
+            rng.choice([0.0, -0.0, 0.1234567891, 12.5, 1e6 / 3, -0.0005, 0.0625, 2.675, None])
+            for _ in range(300)
+        ]
+        values += [rng.uniform(-5, 5) for _ in range(3000)]
+        values += [rng.randrange(10**9) / 1e6 for _ in range(3000)]  # opensnoop -T values
+        values += [rng.randrange(10**12) / 1e9 for _ in range(3000)]  # execsnoop -t values
         arr = pa.array(values, pa.float64())
     else:
         values = [

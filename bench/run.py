@@ -134,14 +134,21 @@ def run_with(recorder: str, kind: str, n: int, tps: list[str]) -> Run:
             __import__("pyarrow.parquet").parquet.read_metadata(path).metadata[b"bpfcap.meta"]
         )
         c = meta["events"][ev]
-        load_cpu = meta["agent"]["bpf_load_cpu_s"]
+        agent = meta["agent"]
+        # wait4 counts the recorder and its BPF compile helper (CPU); RSS is the
+        # recorder's own, from the trace, and the helper's is shown apart.
         return Run(
             secs,
             ru.ru_utime + ru.ru_stime,
-            ru.ru_maxrss / 1024,
+            agent["max_rss_kb"] / 1024,
             c["lost"],
             path.stat().st_size,
-            {"rows": c["written"], "seen": c["seen"], "load_cpu_s": load_cpu},
+            {
+                "rows": c["written"],
+                "seen": c["seen"],
+                "load_cpu_s": agent["bpf_compile_cpu_s"],
+                "helper_rss_mb": agent["bpf_compile_max_rss_kb"] / 1024,
+            },
         )
     if recorder == "trace-cmd":
         path = out.with_suffix(".dat")
@@ -255,6 +262,7 @@ def bench(kind: str, n: int, tp_events: int, recorders: list[str], runs: int) ->
             steady = statistics.median(r.cpu_s - r.extra["load_cpu_s"] for r in rs)
             row["cpu_us_per_event_after_load"] = 1e6 * steady / tp_events
             row["rows"] = last.extra["rows"]
+            row["compile_helper_rss_mb"] = max(r.extra["helper_rss_mb"] for r in rs)
             row["seen"] = last.extra["seen"]
         rows[rec] = row
     return {"baseline_s": b, "tracepoint_events": tp_events, "recorders": rows}
@@ -278,10 +286,46 @@ def print_table(title: str, res: dict) -> None:
         cpu = fmt(r["cpu_us_per_event"], ".3f")
         if "cpu_us_per_event_after_load" in r:
             cpu += f" ({r['cpu_us_per_event_after_load']:.3f} after BPF compile)"
+        rss = f"{r['rss_mb']:.0f}"
+        if "compile_helper_rss_mb" in r:
+            rss += f" (BPF compile helper: {r['compile_helper_rss_mb']:.0f})"
         print(
             f"| {rec} | {r['slowdown']:.2f}x | {fmt(r['lost'], 'd')} | {r['cpu_s']:.2f} | "
-            f"{cpu} | {r['rss_mb']:.0f} | {fmt(r['bytes_per_event'], '.2f')} |"
+            f"{cpu} | {rss} | {fmt(r['bytes_per_event'], '.2f')} |"
         )
+
+
+def long_run(seconds: float) -> dict:
+    """bpfcap recording an open storm that never stops, for `seconds`: its memory must stay
+    flat (peak RSS from the trace) and nothing may be lost."""
+    path = OUT / "bpfcap-long.parquet"
+    p = subprocess.Popen(
+        [VENV / "bpfcap", "record", "-e", "open", "-o", path, "--force"], stderr=subprocess.PIPE
+    )
+    _wait_ready(p, b"Recording", p.stderr, 0.5)
+    t0 = time.monotonic()
+    calls = 0
+    while time.monotonic() - t0 < seconds:
+        storm("open", 1_000_000)
+        calls += 1_000_000
+    ru = _stop(p)
+    p.stderr.close()
+    meta = json.loads(
+        __import__("pyarrow.parquet").parquet.read_metadata(path).metadata[b"bpfcap.meta"]
+    )
+    c, agent = meta["events"]["open"], meta["agent"]
+    return {
+        "seconds": time.monotonic() - t0,
+        "open_calls": calls,
+        "rows": c["written"],
+        "lost": c["lost"],
+        "seen": c["seen"],
+        "recorder_peak_rss_mb": agent["max_rss_kb"] / 1024,
+        "compile_helper_rss_mb": agent["bpf_compile_max_rss_kb"] / 1024,
+        "max_drain_gap_ms": agent["max_drain_gap_ms"],
+        "cpu_s": ru.ru_utime + ru.ru_stime,
+        "bytes": path.stat().st_size,
+    }
 
 
 def main() -> None:
@@ -290,9 +334,21 @@ def main() -> None:
     ap.add_argument("--execs", type=int, default=3_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-peers", action="store_true", help="only baseline, floor, bpfcap")
+    ap.add_argument(
+        "--long",
+        type=float,
+        metavar="SECONDS",
+        help="only: record a never-ending open storm this long (memory check)",
+    )
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/run.py needs root (it records)")
+    if a.long:
+        setup(False)
+        r = long_run(a.long)
+        print(json.dumps(r, indent=2))
+        (OUT / "long.json").write_text(json.dumps(r, indent=2))
+        return
     notes = setup(not a.no_peers)
     peers = [] if a.no_peers or notes else ["trace-cmd", "perf"]
     opens = bench("open", a.opens, 2 * a.opens, ["floor", "bpfcap", *peers], a.runs)

@@ -98,6 +98,11 @@ class Program:
     text: str
     cflags: list[str]
     types: tuple[EventType, ...]  # types whose structs are compiled (selected + helpers)
+    ringbuf_pages: int = RINGBUF_PAGES
+
+    @property
+    def stats_entries(self) -> int:
+        return 2 * (max(t.kind_id for t in EVENT_TYPES) + 1)
 
 
 def generate(
@@ -146,4 +151,4 @@ def generate(
     if filter_tree:
         hooks.update(TREE_HOOKS)
     cflags += sorted(f"-D{hook_macro(tp)}" for tp in hooks if tp in present)
-    return Program("\n".join(parts), cflags, types)
+    return Program("\n".join(parts), cflags, types, ringbuf_pages)

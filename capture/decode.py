@@ -159,6 +159,12 @@ class RecordSink:
         kind = ct.c_uint32.from_address(address).value
         ct.memmove(self._reserve(kind, size), address, size)
 
+    def add_array(self, record: np.ndarray) -> None:
+        """Copy a record in from a uint8 array (a view of the ring buffer's mmap)."""
+        kind = int(record[:4].view(np.uint32)[0])
+        start = self._reserve(kind, len(record)) - self._bufs[kind].ctypes.data
+        self._bufs[kind][start : start + len(record)] = record
+
     def add(self, record: bytes) -> None:
         kind = int.from_bytes(record[:4], "little")
         ct.memmove(self._reserve(kind, len(record)), record, len(record))

@@ -73,7 +73,7 @@ def checks() -> Iterator[host.Check]:
     if not (root_ok and bcc and hdr and root):
         yield host.Check("trial BPF load", False, "skipped (fix the failures above first)")
         return
-    from .bpf_loader import LoadedProgram
+    from .kernel import LoadedProgram
 
     try:
         prog = LoadedProgram(

@@ -19,6 +19,7 @@ Timeline of a recording to OUT:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import resource
 import shutil
@@ -38,6 +39,7 @@ from bpfcap.formats.schema import EventType
 from bpfcap.formats.trace import FORMAT_VERSION, PARTIAL_SUFFIX, SegmentDir, merge_files
 
 from . import host
+from .bpf_loader import BCC_FIX
 from .bpfgen import FLUSH_HZ, RINGBUF_PAGES, TREE_HOOKS, generate
 from .decode import decode_buffers
 
@@ -125,9 +127,10 @@ def check_privileges() -> None:
 def check_host() -> None:
     """Raise CaptureUnavailable with the fix for the first missing prerequisite."""
     check_privileges()
-    from .bpf_loader import import_bcc
-
-    import_bcc()
+    # Found, not imported: BCC is imported only in the loader child (capture/kernel.py),
+    # so that its ~60 MB library and the compiler never enter the recorder's memory.
+    if importlib.util.find_spec("bcc") is None:
+        raise CaptureUnavailable("BCC Python bindings are not importable", BCC_FIX)
     if host.kernel_headers() is None:
         raise CaptureUnavailable(
             f"no kernel headers at /lib/modules/{os.uname().release}/build "
@@ -184,6 +187,7 @@ class Recorder:
         self.log = log
         self._stop_reason: str | None = None
         self.written = {t.name: 0 for t in EVENT_TYPES}
+        self.max_drain_gap_ns = 0
 
     def _on_signal(self, signum, _frame) -> None:
         self._stop_reason = signal.Signals(signum).name
@@ -229,12 +233,11 @@ class Recorder:
             filter_comm=opts.comm.encode() if opts.comm else None,
             ringbuf_pages=opts.ringbuf_pages,
         )
-        from .bpf_loader import LoadedProgram
+        from .kernel import LoadedProgram
 
         # The time origin (reports' TIME(s), -d windows) is taken before the hooks are
         # attached, as BCC tools take theirs at start: no event can precede it.
         self.start_ns = t0 = time.monotonic_ns()
-        cpu0 = time.process_time()
         try:
             loaded = LoadedProgram(program)
         except BaseException:
@@ -244,7 +247,6 @@ class Recorder:
             segments.remove()
             raise
         load_s = (time.monotonic_ns() - t0) / 1e9
-        self.load_cpu_s = time.process_time() - cpu0
         try:
             return self._record(loaded, segments, manifest, child, release, load_s)
         finally:
@@ -274,8 +276,8 @@ class Recorder:
                 "entry_stash": "task storage" if host.task_storage() else "hash",
                 "batch": {t.name: t.batch for t in opts.events},
             },
-            # bpf_load_*: compiling (clang) and attaching, before any event is handled.
-            "agent": {"bpf_load_s": round(load_s, 3), "bpf_load_cpu_s": round(self.load_cpu_s, 3)},
+            # bpf_load_s: compiling (clang, in a helper process) and attaching.
+            "agent": {"bpf_load_s": round(load_s, 3)},
         }
         attached_ns = self.static_meta["attached_ns"] = time.monotonic_ns()
         partial = segments.path
@@ -305,9 +307,14 @@ class Recorder:
             nap = DRAIN_IDLE_S
             next_flush = attached_ns
             last_written = attached_ns
+            last_drain = time.monotonic_ns()
             while self._stop_reason is None:
                 time.sleep(nap)
                 now = time.monotonic_ns()
+                # The longest wait between two drains (over the nap): what the ring
+                # buffer must absorb. Kept in the file to explain any loss.
+                self.max_drain_gap_ns = max(self.max_drain_gap_ns, now - last_drain)
+                last_drain = now
                 flush = now >= next_flush
                 if flush:
                     next_flush = now + FLUSH_S * 1e9
@@ -403,6 +410,9 @@ class Recorder:
         ru = resource.getrusage(resource.RUSAGE_SELF)
         agent = dict(
             self.static_meta["agent"],
+            bpf_compile_cpu_s=round(loaded.compile_cpu_s, 3),
+            max_drain_gap_ms=round(self.max_drain_gap_ns / 1e6, 1),
+            bpf_compile_max_rss_kb=loaded.compile_max_rss_kb,
             cpu_user_s=round(ru.ru_utime, 3),
             cpu_sys_s=round(ru.ru_stime, 3),
             max_rss_kb=ru.ru_maxrss,

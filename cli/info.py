@@ -75,8 +75,13 @@ def _text(path: str, s: dict) -> list[str]:
     if a:
         out.append(
             f"agent:      {a.get('cpu_user_s', 0)} s user + {a.get('cpu_sys_s', 0)} s system CPU, "
-            f"peak RSS {a.get('max_rss_kb', 0) // 1024} MiB; of which BPF compile+load "
-            f"{a.get('bpf_load_cpu_s', '?')} s CPU, {a.get('bpf_load_s', '?')} s"
+            f"peak RSS {a.get('max_rss_kb', 0) // 1024} MiB"
         )
+        if "bpf_compile_cpu_s" in a:
+            out.append(
+                f"            BPF compile+load (helper process): {a['bpf_compile_cpu_s']} s CPU, "
+                f"peak RSS {a.get('bpf_compile_max_rss_kb', 0) // 1024} MiB, "
+                f"{a.get('bpf_load_s', '?')} s"
+            )
     out.append(f"processes:  {s['processes_at_start']} in the snapshot taken at start")
     return out

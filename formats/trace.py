@@ -177,9 +177,13 @@ class SegmentDir:
         meta = dict(meta, segment=self.index)
         if self._writing is not None:
             self._writing.result()  # at most one segment in flight; raises its error
-        self._writing = self._pool.submit(
-            lambda: write_table_file(path, [pa.concat_tables(ts) for ts in pending.values()], meta)
-        )
+        self._writing = self._pool.submit(self._write_segment, path, pending, meta)
+
+    @staticmethod
+    def _write_segment(path: Path, pending: dict[str, list[pa.Table]], meta: dict) -> None:
+        write_table_file(path, [pa.concat_tables(ts) for ts in pending.values()], meta)
+        pending.clear()
+        pa.default_memory_pool().release_unused()  # keep a long recording's RSS flat
 
     def finish(self) -> None:
         """Wait for the segment being written; raise its error if it failed."""

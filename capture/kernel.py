@@ -1,0 +1,250 @@
+"""The recorder's side of a loaded program, without BCC: map reads and writes through
+bpf(2), the ring buffer read straight from its mmap, detaching by closing descriptors.
+
+BCC (with clang and LLVM) compiles, loads and attaches the program in a short-lived child
+process (capture/bpf_loader.py), which hands the recorder the file descriptors of the
+maps and of the attachments, then exits. The compiler's ~150 MB never enter the
+recorder's memory, and draining costs no Python callback per ring-buffer record.
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import json
+import mmap
+import os
+import platform
+import socket
+import struct
+import time
+
+import numpy as np
+
+from bpfcap.formats.errors import CaptureUnavailable
+from bpfcap.formats.schema import BATCH_HEADER_DTYPE
+
+from .bpfgen import Program
+from .decode import RecordSink
+
+_SYS_BPF = {"x86_64": 321, "aarch64": 280}
+BPF_MAP_LOOKUP_ELEM = 1
+BPF_MAP_UPDATE_ELEM = 2
+PAGE = mmap.PAGESIZE
+# Ring buffer record header: u32 length with these flags, u32 page offset.
+RB_BUSY = 1 << 31
+RB_DISCARD = 1 << 30
+# A libc function the recorder calls only to trigger the flush uprobe on a chosen CPU.
+FLUSH_SYMBOL = "getpgid"
+
+_libc = ct.CDLL(None, use_errno=True)
+
+
+class _MapElemAttr(ct.Structure):
+    _fields_ = [
+        ("map_fd", ct.c_uint32),
+        ("pad", ct.c_uint32),
+        ("key", ct.c_uint64),
+        ("value", ct.c_uint64),
+        ("flags", ct.c_uint64),
+    ]
+
+
+def _bpf(cmd: int, attr: _MapElemAttr) -> None:
+    nr = _SYS_BPF.get(platform.machine())
+    if nr is None:
+        raise CaptureUnavailable(f"bpf(2) syscall number unknown on {platform.machine()}")
+    if _libc.syscall(nr, cmd, ct.byref(attr), ct.sizeof(attr)) < 0:
+        e = ct.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
+def map_lookup(fd: int, key: bytes, value_size: int) -> bytes:
+    k = ct.create_string_buffer(key, len(key))
+    v = ct.create_string_buffer(value_size)
+    _bpf(BPF_MAP_LOOKUP_ELEM, _MapElemAttr(fd, 0, ct.addressof(k), ct.addressof(v), 0))
+    return v.raw
+
+
+def map_update(fd: int, key: bytes, value: bytes) -> None:
+    k = ct.create_string_buffer(key, len(key))
+    v = ct.create_string_buffer(value, len(value))
+    _bpf(BPF_MAP_UPDATE_ELEM, _MapElemAttr(fd, 0, ct.addressof(k), ct.addressof(v), 0))
+
+
+def possible_cpus() -> int:
+    """Per-CPU map values come one per possible CPU (not online)."""
+    text = open("/sys/devices/system/cpu/possible").read().strip()
+    n = 0
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        n = max(n, int(hi or lo) + 1)
+    return n
+
+
+class RingBuffer:
+    """Consumer of a BPF ring buffer map, read from its mmap (the kernel maps the data
+    area twice in a row, so a record that wraps is still contiguous)."""
+
+    def __init__(self, fd: int, size: int):
+        self.size = size
+        self.mask = size - 1
+        self._cons = mmap.mmap(fd, PAGE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, 0)
+        self._data = mmap.mmap(fd, PAGE + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ, 0, PAGE)
+        self._view = np.frombuffer(self._data, dtype=np.uint8)
+        # Positions and headers are read and written as whole aligned words (one load or
+        # store each): struct.pack_into writes byte by byte, and the kernel reading a
+        # half-written consumer position saw the ring as full and dropped batches.
+        self._cons_pos = np.frombuffer(self._cons, dtype=np.uint64, count=1)
+        self._prod_pos = np.frombuffer(self._data, dtype=np.uint64, count=1)
+        self._words = np.frombuffer(self._data, dtype=np.uint32)
+
+    def consume(self, sink: RecordSink) -> int:
+        """Copy every committed record into `sink`; returns the bytes consumed. (x86 is
+        TSO: plain loads and stores give the acquire/release order the protocol needs.)"""
+        cons = int(self._cons_pos[0])
+        prod = int(self._prod_pos[0])
+        start = cons
+        while cons < prod:
+            off = PAGE + (cons & self.mask)
+            hdr = int(self._words[off // 4])
+            if hdr & RB_BUSY:
+                break  # reserved, not yet committed
+            length = hdr & ~(RB_BUSY | RB_DISCARD)
+            if not hdr & RB_DISCARD:
+                sink.add_array(self._view[off + 8 : off + 8 + length])
+            cons += (length + 8 + 7) & ~7
+        if cons != start:
+            self._cons_pos[0] = cons
+        return cons - start
+
+    def close(self) -> None:
+        del self._view, self._words, self._prod_pos, self._cons_pos
+        self._data.close()
+        self._cons.close()
+
+
+class LoadedProgram:
+    """A compiled, attached program: drain its ring buffer, read its counters, stop it."""
+
+    def __init__(self, program: Program):
+        self._program = program
+        self._sink = RecordSink()
+        self._cpus = sorted(os.sched_getaffinity(0))
+        self._ncpu = possible_cpus()
+        desc, fds = _load_in_child(program)
+        self._fds = fds
+        self.maps = {name: fds[i] for name, i in desc["maps"].items()}
+        self._attachments = [fds[i] for i in desc["attachments"]]
+        self.tracepoints = set(desc["tracepoints"])
+        self.compile_cpu_s = desc["cpu_s"]
+        self.compile_max_rss_kb = desc["max_rss_kb"]
+        self._ring = RingBuffer(self.maps["events"], desc["ringbuf_size"])
+
+    def attached_tracepoints(self) -> set[str]:
+        return self.tracepoints
+
+    def track(self, tgid: int) -> None:
+        """Add a process to the in-kernel process-tree filter."""
+        map_update(self.maps["tracked"], struct.pack("<I", tgid), b"\1")
+
+    def flush(self) -> None:
+        """Make every CPU send its partial batches: run this thread on each CPU in turn
+        and call the uprobed function there."""
+        try:
+            for cpu in self._cpus:
+                os.sched_setaffinity(0, {cpu})
+                getattr(_libc, FLUSH_SYMBOL)(0)
+        finally:
+            os.sched_setaffinity(0, self._cpus)
+
+    def drain(self, flush: bool = True) -> dict[int, np.ndarray]:
+        """Every ring-buffer record written so far, joined by kind (see RecordSink.take;
+        valid until the next drain). With `flush`, partial batches are sent first."""
+        if flush:
+            self.flush()
+        self._ring.consume(self._sink)
+        return self._sink.take()
+
+    def _percpu(self, name: str, size: int) -> list[bytes]:
+        """Entry 0 of a per-CPU array: one value (rounded up to 8 bytes) per possible CPU."""
+        stride = (size + 7) // 8 * 8
+        raw = map_lookup(self.maps[name], b"\0\0\0\0", stride * self._ncpu)
+        return [raw[i * stride : i * stride + size] for i in range(self._ncpu)]
+
+    def stats(self) -> np.ndarray:
+        """(cpus, 2 * (max kind + 1)) counters: seen at [2k], lost at [2k+1] for kind k,
+        from the batch headers plus the map of rare entry-stash failures."""
+        n = self._program.stats_entries
+        out = np.zeros((self._ncpu, n), dtype=np.uint64)
+        for i in range(n):
+            raw = map_lookup(self.maps["stats"], struct.pack("<I", i), 8 * self._ncpu)
+            out[:, i] = np.frombuffer(raw, dtype=np.uint64)
+        for t in self._program.types:
+            for cpu, raw in enumerate(self._percpu(f"{t.name}_batches", t.batch_dtype().itemsize)):
+                h = np.frombuffer(raw, dtype=BATCH_HEADER_DTYPE, count=1)[0]
+                out[cpu, 2 * t.kind_id] += h["seen"]
+                out[cpu, 2 * t.kind_id + 1] += h["lost"]
+        return out
+
+    def stop(self) -> dict[int, np.ndarray]:
+        """Detach every hook (close the attachments), then return what is left: the ring
+        buffer and each CPU's partial batches (no program can touch them any more)."""
+        for fd in self._attachments:
+            os.close(fd)
+        self._attachments = []
+        # Let programs that were running on other CPUs at detach time finish.
+        time.sleep(0.05)
+        self._ring.consume(self._sink)
+        for t in self._program.types:
+            for raw in self._percpu(f"{t.name}_batches", t.batch_dtype().itemsize):
+                if int.from_bytes(raw[4:8], "little"):
+                    # The kind is stamped only when a batch is sent; stamp it here.
+                    self._sink.add(t.kind_id.to_bytes(4, "little") + raw[4:])
+        return self._sink.take()
+
+    def close(self) -> None:
+        self._ring.close()
+        for fd in self._fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # attachments closed by stop()
+        self._fds = []
+
+
+def _load_in_child(program: Program) -> tuple[dict, list[int]]:
+    """Fork; the child compiles, loads and attaches with BCC and sends back the file
+    descriptors; the recorder keeps them. Raises CaptureUnavailable with the child's
+    reason when it fails."""
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        parent_sock.close()
+        from .bpf_loader import load_and_send
+
+        load_and_send(program, parent, child_sock)
+    child_sock.close()
+    try:
+        with parent_sock:
+            msg, fds, _flags, _addr = socket.recv_fds(parent_sock, 1 << 16, 1024)
+            while msg and not msg.endswith(b"\n"):  # a long message arrives in parts
+                more = parent_sock.recv(1 << 16)
+                if not more:
+                    break
+                msg += more
+    finally:
+        _, status, ru = os.wait4(pid, 0)
+    if not msg:
+        raise CaptureUnavailable(
+            f"the BPF loader process died ({os.waitstatus_to_exitcode(status)})",
+            "run `bpfcap doctor`",
+        )
+    desc = json.loads(msg)
+    if "error" in desc:
+        for fd in fds:
+            os.close(fd)
+        raise CaptureUnavailable(desc["error"], desc.get("hint", ""))
+    desc["cpu_s"] = ru.ru_utime + ru.ru_stime
+    desc["max_rss_kb"] = ru.ru_maxrss
+    return desc, fds

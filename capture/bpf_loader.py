@@ -58,7 +58,10 @@ def _load(program: Program, parent: int) -> tuple[dict, list[int]]:
     with _quiet_stderr() as log:
         try:
             # Tracepoint probes attach while BPF() loads (BCC's autoload).
-            b = bcc.BPF(text=program.text, cflags=program.cflags)
+            # This process attaches, then still works a little (uprobe symbol lookup,
+            # sending the descriptors): like the recorder itself, it is not recorded.
+            cflags = [*program.cflags, f"-DLOADER_TGID={os.getpid()}"]
+            b = bcc.BPF(text=program.text, cflags=cflags)
         except Exception as e:
             detail = _first_errors("".join(log)) or str(e)
             raise CaptureUnavailable(

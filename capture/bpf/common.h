@@ -3,6 +3,7 @@
  *
  * Compile-time settings arrive as -D flags (read-only constants, no text substitution):
  *   SELF_TGID      the recorder itself, never recorded
+ *   LOADER_TGID    the short-lived process that loads the program, never recorded
  *   FILTER_TGID    record only this process (-p)
  *   FILTER_TREE    record only processes in the `tracked` set (-- COMMAND and descendants)
  *   FILTER_COMM_LO/HI  record only tasks with this comm (its 16 bytes as two u64)
@@ -46,6 +47,10 @@ static __always_inline int bpfcap_keep(u64 pid_tgid)
     u32 tgid = pid_tgid >> 32;
     if (tgid == SELF_TGID)
         return 0;
+#ifdef LOADER_TGID
+    if (tgid == LOADER_TGID)
+        return 0;
+#endif
 #ifdef FILTER_TGID
     if (tgid != FILTER_TGID)
         return 0;

@@ -244,16 +244,7 @@ class Trace:
 
     def row_groups(self, kind: str) -> list[tuple[Path, int]]:
         """(file, row group) holding rows of `kind`, in file order, from statistics alone."""
-        out = []
-        for f in self.files:
-            md = pq.read_metadata(f)
-            col = md.schema.names.index("kind")
-            for i in range(md.num_row_groups):
-                rg = md.row_group(i)
-                st = rg.column(col).statistics
-                if rg.num_rows and (st is None or not st.has_min_max or st.min <= kind <= st.max):
-                    out.append((f, i))
-        return out
+        return [(f, i) for f, i, _, one in _row_group_kinds(self.files) if one in (None, kind)]
 
     def batches(
         self, kind: str, columns: list[str], groups: list[tuple[Path, int]] | None = None
@@ -292,23 +283,30 @@ class Trace:
             raise TraceFormatError(f"{self.path}: unreadable data ({e})") from e
 
 
-def rows_by_kind(trace: Trace) -> dict[str, int]:
-    """Rows per kind, from row-group statistics alone (no data pages read)."""
-    out: dict[str, int] = {}
-    for f in trace.files:
+def _row_group_kinds(files: list[Path]) -> Iterator[tuple[Path, int, int, str | None]]:
+    """(file, row group, rows, its kind) of every non-empty row group, from statistics
+    alone; the kind is None where the statistics do not name a single one."""
+    for f in files:
         md = pq.read_metadata(f)
         col = md.schema.names.index("kind")
         for i in range(md.num_row_groups):
             rg = md.row_group(i)
-            st = rg.column(col).statistics
-            if rg.num_rows == 0:
+            if not rg.num_rows:
                 continue
-            if st is None or not st.has_min_max or st.min != st.max:
-                kinds = pq.ParquetFile(f).read_row_group(i, columns=["kind"]).column(0)
-                for k in kinds.to_pylist():
-                    out[k] = out.get(k, 0) + 1
-            else:
-                out[st.min] = out.get(st.min, 0) + rg.num_rows
+            st = rg.column(col).statistics
+            one = st.min if st is not None and st.has_min_max and st.min == st.max else None
+            yield f, i, rg.num_rows, one
+
+
+def rows_by_kind(trace: Trace) -> dict[str, int]:
+    """Rows per kind, from row-group statistics (data read only where they do not say)."""
+    out: dict[str, int] = {}
+    for f, i, rows, one in _row_group_kinds(trace.files):
+        if one is not None:
+            out[one] = out.get(one, 0) + rows
+            continue
+        for k in pq.ParquetFile(f).read_row_group(i, columns=["kind"]).column(0).to_pylist():
+            out[k] = out.get(k, 0) + 1
     return out
 
 

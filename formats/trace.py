@@ -242,23 +242,52 @@ class Trace:
     def version(self) -> int:
         return int(self.meta.get("format_version", 0))
 
-    def row_groups(self, kind: str) -> list[tuple[Path, int]]:
-        """(file, row group) holding rows of `kind`, in file order, from statistics alone."""
-        return [(f, i) for f, i, _, one in _row_group_kinds(self.files) if one in (None, kind)]
+    def row_groups(self, kind: str) -> list[tuple[Path, int, bool]]:
+        """(file, row group, mixed) holding rows of `kind`, in file order, from statistics
+        alone; `mixed`: the group may hold other kinds too (bpfcap writes none such)."""
+        return [
+            (f, i, one is None)
+            for f, i, _, one in _row_group_kinds(self.files)
+            if one in (None, kind)
+        ]
 
     def batches(
-        self, kind: str, columns: list[str], groups: list[tuple[Path, int]] | None = None
+        self,
+        kind: str,
+        columns: list[str],
+        groups: list[tuple[Path, int, bool]] | None = None,
+        as_dictionary: tuple[str, ...] = (),
     ) -> Iterator[pa.Table]:
         """The rows of one kind, one row group at a time, in file order: bounded memory
-        for traces of any size. `groups` (from row_groups()) lets a caller count them."""
+        for traces of any size. `groups` (from row_groups()) lets a caller count them.
+        Only the columns asked for are read (a group of that one kind needs no filter).
+        The next row group is read in a thread while the caller works on this one.
+        Columns in `as_dictionary` come as dictionary arrays, as Parquet stores them
+        (cheaper to read and to group by than the expanded strings)."""
         self._check_columns(columns)
-        for f, i in self.row_groups(kind) if groups is None else groups:
+        opened: dict[Path, pq.ParquetFile] = {}
+
+        def read(f: Path, i: int, mixed: bool) -> pa.Table:
+            pf = opened.get(f)
+            if pf is None:
+                pf = opened[f] = pq.ParquetFile(f, read_dictionary=list(as_dictionary))
             try:
-                t = pq.ParquetFile(f).read_row_group(i, columns=["kind", *columns])
+                t = pf.read_row_group(i, columns=["kind", *columns] if mixed else columns)
             except (pa.ArrowInvalid, OSError) as e:
                 raise TraceFormatError(f"{f}: unreadable data ({e})") from e
-            t = t.filter(pc.equal(t["kind"], kind))
-            yield t.drop_columns(["kind"])
+            if mixed:
+                t = t.filter(pc.equal(t["kind"], kind)).drop_columns(["kind"])
+            return t
+
+        todo = self.row_groups(kind) if groups is None else groups
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpfcap-read") as pool:
+            ahead = pool.submit(read, *todo[0]) if todo else None
+            for nxt in todo[1:]:
+                t = ahead.result()
+                ahead = pool.submit(read, *nxt)
+                yield t
+            if ahead is not None:
+                yield ahead.result()
 
     def _check_columns(self, names: list[str]) -> None:
         schema = pq.read_schema(self.files[0])

@@ -1,0 +1,61 @@
+"""Counts and power-of-two histograms over any column: the engines behind bpftrace-style
+`count()` and `hist()` reports. Pure functions over Arrow tables, fed chunk by chunk so
+that a trace of any size is aggregated in bounded memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# Slot boundaries of BCC's log2 histograms: slot = max(1, bit_length(v)), so slot 1 holds
+# 0 and 1, slot 2 holds 2-3, slot 3 holds 4-7, ... (bcc-formats.md, section 2.1).
+_POW2 = np.array([1 << i for i in range(64)], dtype=np.uint64)
+SLOTS = 65
+
+
+def log2_slots(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """BCC's slot of each non-negative integer value (nulls dropped), as int64."""
+    v = pc.drop_null(values)
+    if isinstance(v, pa.ChunkedArray):
+        v = v.combine_chunks()
+    arr = np.asarray(v.cast(pa.uint64()).to_numpy(zero_copy_only=False), dtype=np.uint64)
+    # bit_length(v) is frexp's exponent: exact while v converts to float64 exactly; larger
+    # values (above 2**53, rare) may round up to the next power of two, so they are
+    # counted exactly with a search among the powers of two.
+    slots = np.frexp(arr.astype(np.float64))[1].astype(np.int64)
+    big = arr >= np.uint64(1 << 53)
+    if big.any():
+        slots[big] = np.searchsorted(_POW2, arr[big], side="right")
+    return np.maximum(slots, 1)  # 0 and 1 both land in slot 1
+
+
+def log2_hist(chunks: Iterable[pa.Table], field: str) -> np.ndarray:
+    """Counts per slot (index 0..64) of `field` over every chunk."""
+    counts = np.zeros(SLOTS, dtype=np.int64)
+    for t in chunks:
+        counts += np.bincount(log2_slots(t.column(field)), minlength=SLOTS)
+    return counts
+
+
+def count(chunks: Iterable[pa.Table], by: Sequence[str]) -> pa.Table:
+    """Rows per distinct value of the `by` columns over every chunk: the columns `by`
+    and `count` (int64), most frequent first (ties in key order). Chunks may carry
+    string keys as dictionary arrays (faster); the result has plain values."""
+    partials = []
+    for t in chunks:
+        if t.num_rows:
+            p = t.select(list(by)).group_by(list(by)).aggregate([([], "count_all")])
+            for i, f in enumerate(p.schema):  # dictionary keys: plain values (few rows)
+                if pa.types.is_dictionary(f.type):
+                    p = p.set_column(i, f.name, p.column(i).cast(f.type.value_type))
+            partials.append(p)
+    if not partials:
+        schema = pa.schema([*(pa.field(b, pa.null()) for b in by), pa.field("count", pa.int64())])
+        return schema.empty_table()
+    total = pa.concat_tables(partials).group_by(list(by)).aggregate([("count_all", "sum")])
+    total = total.select([*by, "count_all_sum"]).rename_columns([*by, "count"])
+    return total.sort_by([("count", "descending"), *((b, "ascending") for b in by)])

@@ -35,6 +35,8 @@ FLUSH_HZ = 5
 
 # Hooks the in-kernel process-tree filter needs besides the types' own.
 TREE_HOOKS = ("sched:sched_process_fork", "sched:sched_process_exit")
+# Optional hooks that make recording cheaper where they exist (open's comm cache).
+AUX_HOOKS = ("task:task_rename",)
 
 
 def _bpf_source(name: str) -> str:
@@ -150,5 +152,6 @@ def generate(
     hooks = {tp for t in types for group in t.hooks for tp in group}
     if filter_tree:
         hooks.update(TREE_HOOKS)
+    hooks.update(AUX_HOOKS)
     cflags += sorted(f"-D{hook_macro(tp)}" for tp in hooks if tp in present)
     return Program("\n".join(parts), cflags, types, ringbuf_pages)

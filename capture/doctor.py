@@ -9,7 +9,7 @@ from bpfcap.formats.errors import CaptureUnavailable
 from bpfcap.formats.events import EVENT_TYPES
 
 from . import host
-from .bpfgen import TREE_HOOKS, generate
+from .bpfgen import AUX_HOOKS, TREE_HOOKS, generate
 
 SETUP = "run `make setup` in the bpfcap checkout"
 
@@ -58,10 +58,14 @@ def checks() -> Iterator[host.Check]:
             str(root) if root else "not mounted",
             "mount -t tracefs nodev /sys/kernel/tracing",
         )
-    wanted = sorted({tp for t in EVENT_TYPES for g in t.hooks for tp in g} | set(TREE_HOOKS))
+    wanted = sorted(
+        {tp for t in EVENT_TYPES for g in t.hooks for tp in g} | set(TREE_HOOKS) | set(AUX_HOOKS)
+    )
     present = host.present_tracepoints(set(wanted)) if root else set()
     for tp in wanted if root else ():
-        users = [t.name for t in EVENT_TYPES if any(tp in g for g in t.hooks)] or ["-- COMMAND"]
+        users = [t.name for t in EVENT_TYPES if any(tp in g for g in t.hooks)] or (
+            ["-- COMMAND"] if tp in TREE_HOOKS else ["(cheaper open: comm cache)"]
+        )
         yield host.Check(
             f"tracepoint {tp}",
             tp in present,

@@ -40,7 +40,7 @@ from bpfcap.formats.trace import FORMAT_VERSION, PARTIAL_SUFFIX, SegmentDir, mer
 
 from . import host
 from .bpf_loader import BCC_FIX
-from .bpfgen import FLUSH_HZ, RINGBUF_PAGES, TREE_HOOKS, generate
+from .bpfgen import AUX_HOOKS, FLUSH_HZ, RINGBUF_PAGES, TREE_HOOKS, generate
 from .decode import decode_buffers
 
 SEGMENT_S = 1.0
@@ -201,7 +201,8 @@ class Recorder:
         wanted = {tp for t in opts.events for g in t.hooks for tp in g}
         if filter_tree:
             wanted.update(TREE_HOOKS)
-        present = host.present_tracepoints(wanted)
+        present = host.present_tracepoints(wanted | set(AUX_HOOKS))
+        self.comm_cache = host.task_storage() and "task:task_rename" in present
         manifest = probe_manifest(opts.events, present, filter_tree)
         usable = {m["event"] for m in manifest if m["status"] == "attached"}
         if not any(t.name in usable for t in opts.events):
@@ -274,6 +275,7 @@ class Recorder:
                 "ringbuf_pages": opts.ringbuf_pages,
                 "comm": opts.comm,
                 "entry_stash": "task storage" if host.task_storage() else "hash",
+                "open_comm_cache": self.comm_cache,
                 "batch": {t.name: t.batch for t in opts.events},
             },
             # bpf_load_s: compiling (clang, in a helper process) and attaching.

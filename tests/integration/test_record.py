@@ -177,3 +177,29 @@ def test_comm_filter_in_kernel(tmp_path, tag):
         for ln in bpfcap("report", "opensnoop", trace).stdout.decode().splitlines()[1:]
     }
     assert comms == {"bpfcapwl"}
+
+
+RENAME = """
+import ctypes, os, sys
+for p in sys.argv[1:3]:
+    open(p, "w").close()
+os.close(os.open(sys.argv[1], os.O_RDONLY))           # as "python3"
+ctypes.CDLL(None).prctl(15, b"renamed-wl", 0, 0, 0)     # PR_SET_NAME
+os.close(os.open(sys.argv[2], os.O_RDONLY))           # as "renamed-wl"
+"""
+
+
+def test_comm_follows_a_rename(tmp_path):
+    """The comm of each open is the task's name at that moment (the in-kernel comm cache
+    is invalidated by task:task_rename)."""
+    trace = tmp_path / "rename.parquet"
+    a, b = tmp_path / "before", tmp_path / "after"
+    bpfcap("record", "-e", "open", "-o", trace, "--", sys.executable, "-c", RENAME, a, b)
+    out = bpfcap("report", "opensnoop", trace).stdout.decode().splitlines()
+    by_path = {
+        ln.split()[-1]: ln.split()[1]
+        for ln in out[1:]
+        if ln.split()[-1] in (str(a), str(b)) and ln.split()[2] != "-1"
+    }
+    assert by_path[str(b)] == "renamed-wl"
+    assert by_path[str(a)].startswith("python")

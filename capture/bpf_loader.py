@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from bpfcap.formats.errors import CaptureUnavailable
 
-from .bpfgen import FLUSH_HZ, Program
+from .bpfgen import FLUSH_HZ, FLUSH_SYMBOL, Program
 
 BCC_FIX = "install Debian's python3-bpfcc (make setup does) and run with a Python that sees it"
 
@@ -83,10 +83,10 @@ def _load(program: Program, parent: int) -> tuple[dict, list[int]]:
         ) from e
     try:
         # In the recorder's process only (pid filter): nobody else's getpgid is slowed.
-        b.attach_uprobe(name="c", sym="getpgid", fn_name="bpfcap_flush_uprobe", pid=parent)
+        b.attach_uprobe(name="c", sym=FLUSH_SYMBOL, fn_name="bpfcap_flush_uprobe", pid=parent)
     except Exception as e:
         raise CaptureUnavailable(
-            f"cannot attach the flush uprobe on libc getpgid: {e}",
+            f"cannot attach the flush uprobe on libc {FLUSH_SYMBOL}: {e}",
             "uprobes must be enabled in the kernel (CONFIG_UPROBE_EVENTS)",
         ) from e
     fds: list[int] = []

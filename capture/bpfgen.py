@@ -8,7 +8,7 @@ buffer of `batch` events, and three helpers the type's C code uses:
   batch as one ring-buffer record (no wake-up) or counts it lost,
 * `<t>_flush()` sends a partial batch. Two programs call it on each CPU:
   `bpfcap_flush_uprobe`, a uprobe (on libc's getpgid, in the recorder's process only) that
-  the recorder fires on every CPU in turn by moving its thread there, every drain period;
+  the recorder fires on every CPU in turn by moving its thread there, every 100 ms;
   and `bpfcap_flush_timer`, a cpu-clock perf event at FLUSH_HZ. The timer alone is not
   enough: on an idle CPU it does not fire (seen on this kernel), and the batch a CPU held
   when it went idle would wait there. The timer still covers CPUs the recorder may not run
@@ -28,10 +28,12 @@ from importlib import resources
 from bpfcap.formats.events import EVENT_TYPES, EXEC_ARGSIZE, EXEC_MAXARGS, FORK
 from bpfcap.formats.schema import EventType
 
-# 16 MiB: at 1M open events/s (~340 B each) that is ~50 ms of events, four times the
-# drain period.
+# 16 MiB: at 1M open events/s (~340 B each) that is ~50 ms of events, over twice the
+# recorder's busy drain period (20 ms); more would count in the recorder's RSS.
 RINGBUF_PAGES = 4096
-FLUSH_HZ = 5
+FLUSH_HZ = 5  # the cpu-clock flush timer (busy CPUs); the uprobe flush runs every 100 ms
+# A libc function the recorder calls only to trigger the flush uprobe on a chosen CPU.
+FLUSH_SYMBOL = "getpgid"
 
 # Hooks the in-kernel process-tree filter needs besides the types' own.
 TREE_HOOKS = ("sched:sched_process_fork", "sched:sched_process_exit")

@@ -23,7 +23,7 @@ import numpy as np
 from bpfcap.formats.errors import CaptureUnavailable
 from bpfcap.formats.schema import BATCH_HEADER_DTYPE
 
-from .bpfgen import Program
+from .bpfgen import FLUSH_SYMBOL, Program
 from .decode import RecordSink
 
 _SYS_BPF = {"x86_64": 321, "aarch64": 280}
@@ -33,8 +33,6 @@ PAGE = mmap.PAGESIZE
 # Ring buffer record header: u32 length with these flags, u32 page offset.
 RB_BUSY = 1 << 31
 RB_DISCARD = 1 << 30
-# A libc function the recorder calls only to trigger the flush uprobe on a chosen CPU.
-FLUSH_SYMBOL = "getpgid"
 
 _libc = ct.CDLL(None, use_errno=True)
 

@@ -25,13 +25,12 @@ import json
 import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .errors import IncompatibleTraceError, OutputError, TraceFormatError
@@ -236,7 +235,6 @@ class Trace:
     meta: dict[str, Any]
     complete: bool  # False for a segment directory (the recorder did not stop cleanly)
     size: int
-    _dataset: ds.Dataset | None = field(default=None, repr=False)
 
     @property
     def version(self) -> int:
@@ -296,20 +294,14 @@ class Trace:
             raise TraceFormatError(f"{self.path}: column(s) {', '.join(missing)} missing")
 
     def read(self, kind: str, columns: list[str] | None = None) -> pa.Table:
-        """The rows of one kind (all columns of that kind unless `columns` is given)."""
+        """All rows of one kind as one table: the kind's own columns unless `columns` is
+        given (for small kinds; stream big ones with batches())."""
         t = BY_NAME.get(kind)
         if t is None:
             raise TraceFormatError(f"unknown event type {kind!r}")
-        names = columns or ["kind"] + [f.name for f in t.columns]
-        if self._dataset is None:
-            self._dataset = ds.dataset([str(p) for p in self.files], format="parquet")
-        missing = [n for n in names if n not in self._dataset.schema.names]
-        if missing:
-            raise TraceFormatError(f"{self.path}: column(s) {', '.join(missing)} missing")
-        try:
-            return self._dataset.to_table(columns=names, filter=ds.field("kind") == kind)
-        except (pa.ArrowInvalid, OSError) as e:
-            raise TraceFormatError(f"{self.path}: unreadable data ({e})") from e
+        names = columns or [f.name for f in t.columns]
+        chunks = list(self.batches(kind, names))
+        return pa.concat_tables(chunks) if chunks else SCHEMA.empty_table().select(names)
 
 
 def _row_group_kinds(files: list[Path]) -> Iterator[tuple[Path, int, int, str | None]]:

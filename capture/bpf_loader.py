@@ -31,7 +31,8 @@ def import_bcc():
 @contextmanager
 def _quiet_stderr():
     """Send fd 2 to a file while clang/libbcc run: their warnings ("macro redefined"...)
-    must not reach the user's terminal. Yields a function returning what was captured."""
+    must not reach the user's terminal. Yields a list that holds what was captured once
+    the block ends."""
     saved = os.dup(2)
     with tempfile.TemporaryFile() as f:
         os.dup2(f.fileno(), 2)

@@ -136,8 +136,8 @@ def _table(t: EventType, ev: _Events) -> pa.Table:
 
 
 class RecordSink:
-    """Ring-buffer records, copied straight from the ring into one growable buffer per
-    kind that is reused from drain to drain: no allocation and no page fault per drain."""
+    """Ring-buffer records, copied from the ring's mmap into one growable buffer per kind
+    that is reused from drain to drain: no allocation and no page fault per drain."""
 
     def __init__(self) -> None:
         self._bufs: dict[int, np.ndarray] = {}
@@ -153,11 +153,6 @@ class RecordSink:
             self._bufs[kind] = buf = grown
         self._used[kind] = used + size
         return buf.ctypes.data + used
-
-    def add_from_address(self, address: int, size: int) -> None:
-        """Copy a record from memory (the ring buffer) in; its first u32 is its kind."""
-        kind = ct.c_uint32.from_address(address).value
-        ct.memmove(self._reserve(kind, size), address, size)
 
     def add_array(self, record: np.ndarray) -> None:
         """Copy a record in from a uint8 array (a view of the ring buffer's mmap)."""

@@ -46,3 +46,53 @@ def test_count_with_dictionary_keys_gives_plain_values():
     got = count([a, b], ["comm"])
     assert got.schema.field("comm").type == pa.binary()
     assert got.to_pylist() == [{"comm": b"y", "count": 3}, {"comm": b"x", "count": 2}]
+
+
+def test_count_packs_integer_keys_exactly_at_their_extremes():
+    tgid = pa.array([0, 2**32 - 1, 7, 7, 0], pa.uint32())
+    ret = pa.array([-(2**63), 2**63 - 1, -1, -1, -(2**63)], pa.int64())
+    chunk = pa.table({"tgid": tgid, "ret": ret})
+    small = pa.table({"a": pa.array([-128, 127], pa.int8()), "b": pa.array([-1, 0], pa.int16())})
+    assert count([chunk], ["tgid", "ret"]).to_pylist() == [
+        {"tgid": 0, "ret": -(2**63), "count": 2},
+        {"tgid": 7, "ret": -1, "count": 2},
+        {"tgid": 2**32 - 1, "ret": 2**63 - 1, "count": 1},
+    ]
+    assert count([small], ["a", "b"]).to_pylist() == [
+        {"a": -128, "b": -1, "count": 1},
+        {"a": 127, "b": 0, "count": 1},
+    ]
+
+
+def test_count_mixes_packed_chunks_and_chunks_with_nulls():
+    a = pa.table({"tgid": pa.array([1, 1], pa.uint32()), "ret": pa.array([5, 5], pa.int64())})
+    b = pa.table({"tgid": pa.array([1, None], pa.uint32()), "ret": pa.array([5, 5], pa.int64())})
+    got = count([a, b], ["tgid", "ret"]).to_pylist()
+    assert got == [{"tgid": 1, "ret": 5, "count": 3}, {"tgid": None, "ret": 5, "count": 1}]
+
+
+def test_count_packed_keys_match_a_plain_counter_at_any_base():
+    import collections
+    import random
+
+    rng = random.Random(7)
+    for ty, lo, hi in [
+        (pa.int64(), -(2**63), 2**63 - 1),
+        (pa.uint64(), 0, 2**64 - 1),
+        (pa.int32(), -(2**31), 2**31 - 1),
+        (pa.uint32(), 0, 2**32 - 1),
+        (pa.int8(), -128, 127),
+    ]:
+        # Narrow ranges at either end (packed), and b over the whole range (packed
+        # where the widths still fit in 64 bits, grouped plainly where not).
+        for base, bs in [
+            (lo, [lo, lo + 3]),
+            (hi - 9, [hi, hi - 3]),
+            (0 if lo < 0 else lo, [lo, hi, -1 if lo < 0 else 1]),
+        ]:
+            a = [base + rng.randrange(10) for _ in range(200)]
+            b = [rng.choice(bs) for _ in range(200)]
+            t = pa.table({"a": pa.array(a, ty), "b": pa.array(b, ty)})
+            want = collections.Counter(zip(a, b))
+            got = {(r["a"], r["b"]): r["count"] for r in count([t], ["a", "b"]).to_pylist()}
+            assert got == want, (ty, base)

@@ -21,6 +21,7 @@ tracepoint, kprobe/uprobe and perf-event programs all run under the kernel's per
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 from importlib import resources
@@ -42,7 +43,54 @@ AUX_HOOKS = ("task:task_rename",)
 
 
 def _bpf_source(name: str) -> str:
-    return resources.files("bpfcap.capture").joinpath("bpf", name).read_text()
+    return _STASH_RE.sub(
+        _stash_code, resources.files("bpfcap.capture").joinpath("bpf", name).read_text()
+    )
+
+
+# `BPFCAP_STASH(name, struct type, entries, ts_member);` in a type's C code declares a
+# per-task entry stash (the entry half of a paired event, kept until the exit on the same
+# task) and its helpers, written out here rather than by a C macro (BCC cannot rewrite
+# map calls inside macros):
+#   name_new(tid)      the current task's stash, created if needed (members not written
+#                      keep their values: caches survive from call to call);
+#   name_get(tid)      the current task's stash if an entry is pending (ts_member != 0);
+#   name_done(tid, p)  the entry is consumed.
+# Task-local storage where the kernel has it (no hash lookup or delete), else a hash
+# by thread id of `entries` slots.
+_STASH_RE = re.compile(r"^BPFCAP_STASH\((\w+), struct (\w+), (\d+), (\w+)\);$", re.M)
+
+
+def _stash_code(m: re.Match) -> str:
+    name, st, entries, ts = m.groups()
+    t = f"struct {st}"
+    task = "(struct task_struct *)bpf_get_current_task_btf()"
+    return f"""#ifdef HAVE_TASK_STORAGE
+BPF_TASK_STORAGE({name}, {t});
+static __always_inline {t} *{name}_new(u32 tid)
+{{
+    return {name}.task_storage_get({task}, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+}}
+static __always_inline {t} *{name}_get(u32 tid)
+{{
+    {t} *p = {name}.task_storage_get({task}, 0, 0);
+    return p && p->{ts} ? p : 0;
+}}
+static __always_inline void {name}_done(u32 tid, {t} *p) {{ p->{ts} = 0; }}
+#else
+BPF_HASH({name}, u32, {t}, {entries});
+BPF_PERCPU_ARRAY({name}_zero, {t}, 1);
+static __always_inline {t} *{name}_new(u32 tid)
+{{
+    u32 zero = 0;
+    {t} *z = {name}_zero.lookup(&zero);
+    if (!z || {name}.update(&tid, z))
+        return 0;
+    return {name}.lookup(&tid);
+}}
+static __always_inline {t} *{name}_get(u32 tid) {{ return {name}.lookup(&tid); }}
+static __always_inline void {name}_done(u32 tid, {t} *p) {{ {name}.delete(&tid); }}
+#endif"""
 
 
 def hook_macro(tracepoint: str) -> str:
@@ -97,6 +145,23 @@ static __always_inline void {name}_flush(void)
 """
 
 
+def _syscall_filter(syscalls: tuple[int, ...] | None) -> str:
+    """syscall_wanted(nr): the in-kernel --syscall filter, a switch over the numbers."""
+    if syscalls is None:
+        return ""
+    cases = " ".join(f"case {n}:" for n in sorted(set(syscalls)))
+    return f"""#define SYSCALL_FILTER
+static __always_inline int syscall_wanted(long nr)
+{{
+    switch (nr) {{
+    {cases}
+        return 1;
+    }}
+    return 0;
+}}
+"""
+
+
 @dataclass
 class Program:
     text: str
@@ -118,9 +183,11 @@ def generate(
     filter_tree: bool = False,
     task_storage: bool = False,
     filter_comm: bytes | None = None,
+    syscalls: tuple[int, ...] | None = None,
     ringbuf_pages: int = RINGBUF_PAGES,
 ) -> Program:
-    """The C text and -D flags recording `selected` with the hooks in `present`."""
+    """The C text and -D flags recording `selected` with the hooks in `present`.
+    `syscalls`: the system call numbers the syscall type records (None: all)."""
     types = tuple(t for t in EVENT_TYPES if t in selected or (filter_tree and t is FORK))
     max_kind = max(t.kind_id for t in EVENT_TYPES)
     parts = [
@@ -130,6 +197,7 @@ def generate(
         f"#define EXEC_ARGSIZE {EXEC_ARGSIZE}",
         *(f"#define KIND_{t.name} {t.kind_id}" for t in EVENT_TYPES),
         _bpf_source("common.h"),
+        _syscall_filter(syscalls),
         *(_batch_code(t) for t in types),
         *(_bpf_source(f"{t.name}.c") for t in types),
         "static __always_inline void flush_all(void)\n{\n"

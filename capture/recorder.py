@@ -34,7 +34,7 @@ import numpy as np
 
 from bpfcap import __version__
 from bpfcap.formats.errors import CaptureUnavailable, OutputError, UsageError
-from bpfcap.formats.events import EVENT_TYPES
+from bpfcap.formats.events import DEFAULT_TYPES, EVENT_TYPES
 from bpfcap.formats.schema import EventType
 from bpfcap.formats.trace import FORMAT_VERSION, PARTIAL_SUFFIX, SegmentDir, merge_files
 
@@ -55,7 +55,7 @@ FLUSH_S = 0.1  # partial batches are sent at least this often
 
 @dataclass
 class RecordOptions:
-    events: tuple[EventType, ...] = EVENT_TYPES
+    events: tuple[EventType, ...] = DEFAULT_TYPES
     output: Path = Path("bpfcap.parquet")
     duration: float | None = None
     pid: int | None = None
@@ -63,6 +63,7 @@ class RecordOptions:
     force: bool = False
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
     comm: str | None = None
+    syscalls: tuple[int, ...] | None = None  # the syscall type's in-kernel filter
     ringbuf_pages: int = RINGBUF_PAGES
 
 
@@ -187,6 +188,11 @@ class Recorder:
         self.log = log
         self._stop_reason: str | None = None
         self.written = {t.name: 0 for t in EVENT_TYPES}
+        # Per kind, [from, to, lost so far] for each segment (from..to, monotonic ns)
+        # that lost events: where in the recording events were lost, so that reports
+        # state the loss within the window they cover. Empty when nothing is lost.
+        self.lost_timeline: dict[str, list[list[int]]] = {}
+        self._segment_from_ns = 0
         self.max_drain_gap_ns = 0
 
     def _on_signal(self, signum, _frame) -> None:
@@ -232,6 +238,7 @@ class Recorder:
             filter_tree=filter_tree,
             task_storage=host.task_storage(),
             filter_comm=opts.comm.encode() if opts.comm else None,
+            syscalls=opts.syscalls,
             ringbuf_pages=opts.ringbuf_pages,
         )
         from .kernel import LoadedProgram
@@ -274,14 +281,16 @@ class Recorder:
                 "flush_every_s": FLUSH_S,
                 "ringbuf_pages": opts.ringbuf_pages,
                 "comm": opts.comm,
+                "syscalls": list(opts.syscalls) if opts.syscalls is not None else None,
                 "entry_stash": "task storage" if host.task_storage() else "hash",
-                "open_comm_cache": self.comm_cache,
+                "comm_cache": self.comm_cache,
                 "batch": {t.name: t.batch for t in opts.events},
             },
             # bpf_load_s: compiling (clang, in a helper process) and attaching.
             "agent": {"bpf_load_s": round(load_s, 3)},
         }
         attached_ns = self.static_meta["attached_ns"] = time.monotonic_ns()
+        self._segment_from_ns = self.start_ns
         partial = segments.path
         if child is not None:
             loaded.track(child)
@@ -402,13 +411,18 @@ class Recorder:
         for t in self.opts.events:
             seen = stats[:, 2 * t.kind_id]
             lost = stats[:, 2 * t.kind_id + 1]
+            line = self.lost_timeline.setdefault(t.name, [])
+            if int(lost.sum()) > (line[-1][2] if line else 0):
+                line.append([self._segment_from_ns, now_ns, int(lost.sum())])
             events[t.name] = {
                 "seen": int(seen.sum()),
                 "lost": int(lost.sum()),
+                "lost_timeline": line,
                 "written": self.written[t.name],
                 "seen_per_cpu": [int(x) for x in seen],
                 "lost_per_cpu": [int(x) for x in lost],
             }
+        self._segment_from_ns = now_ns
         ru = resource.getrusage(resource.RUSAGE_SELF)
         agent = dict(
             self.static_meta["agent"],

@@ -22,7 +22,7 @@ examples:
     "--events",
     "events",
     metavar="EVENTS",
-    help="Comma list of event types (default: all). See `bpfcap info --types`.",
+    help="Comma list of event types (default: all but syscall). See `bpfcap info --types`.",
 )
 @click.option("-d", "--duration", type=float, metavar="SECONDS", help="Stop after SECONDS.")
 @click.option("-p", "--pid", type=int, metavar="PID", help="Record only this process (in kernel).")
@@ -39,6 +39,13 @@ examples:
     metavar="PATH",
     help="Trace file to write (default: bpfcap-<start time>.parquet).",
 )
+@click.option(
+    "--syscall",
+    "syscalls",
+    metavar="NAMES",
+    help="With -e syscall: record only these system calls (comma list of names or "
+    "numbers; in kernel).",
+)
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
 @click.option("--ebpf", is_flag=True, hidden=True, help="Print the BPF program and exit.")
 @click.option(
@@ -49,7 +56,9 @@ examples:
     help="Ring buffer size in pages (tests and tuning).",
 )
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- COMMAND [ARGS]...]")
-def record(events, duration, pid, comm, output, force, ebpf, ringbuf_pages, command) -> None:
+def record(
+    events, duration, pid, comm, output, syscalls, force, ebpf, ringbuf_pages, command
+) -> None:
     """Record kernel events into a Parquet trace (needs root).
 
     Stops after -d SECONDS, on Ctrl-C or SIGTERM, or when COMMAND exits (then exits with
@@ -59,9 +68,9 @@ def record(events, duration, pid, comm, output, force, ebpf, ringbuf_pages, comm
 
     from bpfcap.capture.recorder import Recorder, RecordOptions
     from bpfcap.formats.errors import UsageError
-    from bpfcap.formats.events import BY_NAME, EVENT_TYPES
+    from bpfcap.formats.events import BY_NAME, DEFAULT_TYPES, EVENT_TYPES
 
-    types = EVENT_TYPES
+    types = DEFAULT_TYPES
     if events:
         names = [n.strip() for n in events.split(",") if n.strip()]
         unknown = [n for n in names if n not in BY_NAME]
@@ -71,12 +80,13 @@ def record(events, duration, pid, comm, output, force, ebpf, ringbuf_pages, comm
                 f"choose from {', '.join(BY_NAME)}",
             )
         types = tuple(t for t in EVENT_TYPES if t.name in names)
+    numbers = _syscall_numbers(syscalls, types) if syscalls is not None else None
     if ebpf:
-        _print_program(types, pid, bool(command), comm)
+        _print_program(types, pid, bool(command), comm, numbers)
         return
     out = Path(output or time.strftime("bpfcap-%Y%m%d-%H%M%S.parquet"))
     opts = RecordOptions(
-        types, out, duration, pid, list(command) or None, force, list(sys.argv), comm
+        types, out, duration, pid, list(command) or None, force, list(sys.argv), comm, numbers
     )
     if ringbuf_pages is not None:
         opts.ringbuf_pages = ringbuf_pages
@@ -86,7 +96,25 @@ def record(events, duration, pid, comm, output, force, ebpf, ringbuf_pages, comm
         sys.exit(result.exit_status)
 
 
-def _print_program(types, pid, tree, comm) -> None:
+def _syscall_numbers(names: str, types) -> tuple[int, ...]:
+    from bpfcap.formats.errors import UsageError
+    from bpfcap.formats.events import SYSCALL
+    from bpfcap.formats.syscalls import number_of
+
+    if SYSCALL not in types:
+        raise UsageError("--syscall filters the syscall event type", "add -e syscall")
+    given = [n.strip() for n in names.split(",") if n.strip()]
+    numbers = [number_of(n) for n in given]
+    unknown = [n for n, nr in zip(given, numbers) if nr is None]
+    if unknown or not given:
+        raise UsageError(
+            f"--syscall: unknown system call {', '.join(unknown) or repr(names)}",
+            "`bpfcap report syscount --list` lists the names",
+        )
+    return tuple(nr for nr in numbers if nr is not None)
+
+
+def _print_program(types, pid, tree, comm, syscalls) -> None:
     import os
 
     from bpfcap.capture.bpfgen import generate
@@ -99,6 +127,7 @@ def _print_program(types, pid, tree, comm) -> None:
         filter_tgid=pid,
         filter_tree=tree,
         filter_comm=comm.encode() if comm else None,
+        syscalls=syscalls,
     )
     click.echo(f"// cflags: {' '.join(program.cflags)}")
     click.echo(program.text)

@@ -26,6 +26,19 @@ _FORMAT = click.option(
 )
 
 
+_STRICT = click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit with status 3 when the recording lost events in the window reported.",
+)
+
+
+def _seconds(*names: str, help: str) -> Any:
+    return click.option(
+        *names, type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", help=help
+    )
+
+
 @click.group()
 def report() -> None:
     """Rebuild a BCC tool's output from a trace, offline (no root, no BCC needed)."""
@@ -168,6 +181,126 @@ def execsnoop(trace: str, fmt: str, user: str | None, **flags: Any) -> None:
     _warn(t, ["exec", "fork"])
 
 
+@report.command(
+    epilog="""\b
+examples:
+  bpfcap report syscount t.parquet               # top 10 system calls
+  bpfcap report syscount t.parquet -L -m -T 5    # top 5 by total time, in ms
+  bpfcap report syscount t.parquet -P -x         # processes with the most failed calls
+  bpfcap report syscount t.parquet -e ENOENT     # calls that failed with ENOENT
+  bpfcap report syscount t.parquet -i 1          # one table per second of recording
+  bpfcap report syscount --list                  # the system call names"""
+)
+@click.argument("trace", required=False)
+@click.option("-p", "--pid", type=int, help="Only this process.")
+@click.option("-t", "--tid", type=int, help="Only this thread.")
+@click.option("-c", "--ppid", type=int, help="Only children of this parent PID.")
+@_seconds("-i", "--interval", help="One table per INTERVAL seconds of recording.")
+@_seconds("-d", "--duration", help="Only the first SECONDS of the recording.")
+@click.option(
+    "-T", "--top", type=click.IntRange(min=1), default=10, show_default=True, help="Rows per table."
+)
+@click.option("-x", "--failures", is_flag=True, help="Only failed calls.")
+@click.option(
+    "-e",
+    "--errno",
+    "errno_",
+    metavar="ERRNO",
+    help="Only calls that failed with this errno (a number or a name: ENOENT).",
+)
+@click.option("-L", "--latency", is_flag=True, help="Also the total time in the calls.")
+@click.option("-m", "--milliseconds", is_flag=True, help="Times in ms (default us).")
+@click.option("-P", "--process", is_flag=True, help="Count by process, not by call.")
+@click.option("--syscall", "syscall_", metavar="NAME", help="Only this system call.")
+@click.option("-l", "--list", "list_", is_flag=True, help="Print the system call names and exit.")
+@_STRICT
+@_FORMAT
+def syscount(
+    trace: str | None,
+    fmt: str,
+    strict: bool,
+    errno_: str | None,
+    syscall_: str | None,
+    list_: bool,
+    **flags: Any,
+) -> None:
+    """Count system calls, or time them (-L), per call or per process (-P), as syscount
+    prints them. TRACE (recorded with -e syscall) is a trace file or segment directory."""
+    from bpfcap.analyze import syscount as analysis
+    from bpfcap.analyze.common import wall_clock
+    from bpfcap.analyze.errnos import errno_number
+    from bpfcap.formats.errors import UsageError
+    from bpfcap.formats.syscalls import NAMES, number_of
+    from bpfcap.formats.trace import open_trace
+
+    out = sys.stdout.buffer
+    if list_:
+        names = sorted(NAMES.values())  # as BCC: x32 names twice
+        for i in range(0, len(names), 4):
+            out.write("   ".join(f"{n:<22}" for n in names[i : i + 4]).encode() + b"\n")
+        out.flush()
+        return
+    if trace is None:
+        raise UsageError("missing TRACE", "give a trace file (or --list)")
+    errno = None
+    if errno_ is not None:
+        errno = errno_number(errno_)
+        if errno is None:
+            raise UsageError(f"-e {errno_}: unknown errno", "give a number or a name like ENOENT")
+    nr = None
+    if syscall_ is not None:
+        nr = number_of(syscall_)
+        if nr is None:
+            raise UsageError(f"Error: syscall '{syscall_}' not found", "see --list")
+    options = analysis.Options(errno=errno, syscall=nr, **flags)
+    t = open_trace(trace)
+    start_ns = _meta(t, "start_ns")
+    end_ns = int(t.meta.get("end_ns", start_ns))
+    window_ns, stop_ns = analysis.window_bounds(options, start_ns, end_ns)
+    last = min(end_ns, stop_ns) if stop_ns is not None else end_ns
+    n_windows = max(1, -(-(last - start_ns) // window_ns))
+    needs = ["ts_ns", "lat_ns", "tgid", "tid", "nr", "ret", "comm"]
+    processes, forks = t.meta.get("processes", []), None
+    if options.ppid is not None and options.pid is None and options.tid is None:
+        forks = t.read("fork", columns=["ts_ns", "tgid", "comm", "child_pid"])
+    groups = t.row_groups("syscall")
+
+    def parts():
+        for chunk in _progress(t.batches("syscall", needs, groups), len(groups), "syscount"):
+            ppids = None
+            if forks is not None:
+                from bpfcap.analyze.common import parents
+
+                ppids = parents(chunk["tgid"], chunk["ts_ns"], forks, processes)[0]
+            yield analysis.partial(
+                chunk,
+                options,
+                start_ns=start_ns,
+                window_ns=window_ns,
+                stop_ns=stop_ns,
+                ppids=ppids,
+            )
+
+    tables = analysis.windows(analysis.merge(parts(), options), options, n_windows)
+    ends = [min(start_ns + (w + 1) * window_ns, last) for w in range(n_windows)]
+    labels = wall_clock(pa_array(ends), t.meta.get("clock", {})).to_pylist()
+    columns = analysis.columns(options)
+    if fmt == "text":
+        out.write(analysis.banner(options).encode() + b"\n")
+    for i, (table, label) in enumerate(zip(tables, labels)):
+        if fmt == "text":
+            out.write(f"[{label}]\n".encode())
+            _write(table, columns, fmt, out)
+            out.write(b"\n")
+        else:
+            table = table.add_column(0, "window_end", pa_array([label] * table.num_rows))
+            _write(table, columns, fmt, out, header=i == 0)
+    if fmt == "text":
+        out.write(b"Detaching...\n")
+    out.flush()
+    _warn(t, ["syscall"], strict, windows=[(start_ns, last + 1)])
+
+
 def _uid(user: str | None) -> int | None:
     """-u: a number, or a user name resolved on this machine (as BCC does on its host)."""
     if user is None:
@@ -225,14 +358,45 @@ def _progress(chunks: Iterator[Any], total: int, what: str) -> Iterator[Any]:
         sys.stderr.flush()
 
 
-def _warn(t: Trace, kinds: list[str]) -> None:
-    """After the rows, on stderr: what the recording lost, and whether it was cut short."""
+def _warn(
+    t: Trace,
+    kinds: list[str],
+    strict: bool = False,
+    windows: list[tuple[int, int]] | None = None,
+) -> None:
+    """After the rows, on stderr: what the recording lost (within `windows`, the spans of
+    monotonic time the report covers, when given), and whether it was cut short. With
+    `strict`, any loss is an error (exit status 3)."""
+    from bpfcap.analyze.common import lost_in_window
+    from bpfcap.formats.errors import EventsLost
+
     events = t.meta.get("events", {})
+    total = 0
     for kind in kinds:
-        lost = events.get(kind, {}).get("lost", 0) or 0
+        if windows:
+            lost = sum(lost_in_window(events, kind, a, b) for a, b in windows)
+            where = " in the time reported"
+        else:
+            lost = events.get(kind, {}).get("lost", 0) or 0
+            where = ""
         if lost > 0:
-            click.echo(f"bpfcap: {lost} {kind} events were lost while recording", err=True)
+            click.echo(f"bpfcap: {lost} {kind} events were lost while recording{where}", err=True)
+        total += lost
     if t.meta.get("clean_stop", True) is False:
         click.echo(
             f"bpfcap: {t.path}: recording did not stop cleanly; showing what reached disk", err=True
         )
+    if strict and total:
+        raise EventsLost(f"{t.path}: {total} events lost in the time reported", "--strict")
+
+
+def pa_array(values: list[Any]) -> Any:
+    import pyarrow as pa
+
+    return pa.array(values)
+
+
+def _write(table: Any, columns: Any, fmt: str, out: Any, header: bool = True) -> None:
+    from bpfcap.cli.render import write
+
+    write(table, columns, fmt, out, header=header)

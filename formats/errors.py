@@ -35,3 +35,9 @@ class UsageError(BpfcapError):
 
 class OutputError(BpfcapError):
     """The output cannot be written (exists, permissions, disk full)."""
+
+
+class EventsLost(BpfcapError):
+    """--strict: the recording lost events within the window a report covers."""
+
+    exit_code = 3

@@ -77,8 +77,26 @@ FORK = EventType(
     fields=(Field("child_pid", "u32", "Task id of the new task (its tgid for a new process)"),),
 )
 
+SYSCALL = EventType(
+    name="syscall",
+    kind_id=4,
+    doc="A system call that returned (raw_syscalls); one row per call (syscount). "
+    "exit and exit_group never return, so never appear (as in syscount).",
+    hooks=(("raw_syscalls:sys_enter", "raw_syscalls:sys_exit"),),
+    fields=(
+        LAT,
+        RET,
+        Field("nr", "u32", "System call number (x86_64 table; bpfcap.formats.syscalls names it)"),
+    ),
+    # Every system call of every process: recorded when asked for (-e syscall), with
+    # --syscall and -p to filter in the kernel. Big batches: the highest-rate type.
+    max_batch=448,
+    default=False,
+)
+
 # The registry: one line per type.
-EVENT_TYPES = (OPEN, EXEC, FORK)
+EVENT_TYPES = (OPEN, EXEC, FORK, SYSCALL)
 BY_NAME = {t.name: t for t in EVENT_TYPES}
 BY_KIND_ID = {t.kind_id: t for t in EVENT_TYPES}
+DEFAULT_TYPES = tuple(t for t in EVENT_TYPES if t.default)
 SCHEMA = trace_schema(EVENT_TYPES)

@@ -122,6 +122,8 @@ class EventType:
     enter/exit pair of one syscall), so a kernel that lacks one group still records the
     others. The BPF code for the type lives in capture/bpf/<name>.c.
     batch: events per ring-buffer record (bounded by the 32 KiB per-CPU map value limit).
+    default: recorded when `record` is given no -e (False for types whose volume should
+    be asked for).
     """
 
     name: str
@@ -130,6 +132,7 @@ class EventType:
     hooks: tuple[tuple[str, ...], ...]
     fields: tuple[Field, ...]
     max_batch: int = 64
+    default: bool = True
     all_fields: tuple[Field, ...] = field(init=False)
 
     def __post_init__(self) -> None:

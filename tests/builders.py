@@ -92,6 +92,22 @@ def fork_row(**kw: Any) -> dict[str, Any]:
     return _row("fork", defaults, kw)
 
 
+def syscall_row(**kw: Any) -> dict[str, Any]:
+    """A getppid (110) by cat (pid 1000) returning 1 s into the recording, after 1 us."""
+    defaults = dict(
+        ts_ns=START_NS + S - US,
+        tgid=1000,
+        tid=kw.get("tgid", 1000),
+        uid=0,
+        cpu=0,
+        comm=b"cat",
+        lat_ns=US,
+        ret=500,
+        nr=110,
+    )
+    return _row("syscall", defaults, kw)
+
+
 def table(rows: list[dict[str, Any]]) -> pa.Table:
     """Rows (of one kind) as a table in the full trace schema; absent columns are null."""
     cols = {}

@@ -1,43 +1,7 @@
 /* exec: the filename and argv strings must be copied at sys_enter (after a successful
  * exec the old memory is gone). Keyed by tgid, as execsnoop: a non-leader thread that
  * execs takes the leader's pid, so its tid at exit differs from its tid at entry. */
-BPF_PERCPU_ARRAY(exec_scratch, struct exec_event, 1);
-
-/* As for open (see open.c): task-local storage where the kernel has it, else a hash. A
- * task's storage survives its exec (the task_struct is the same). */
-#ifdef HAVE_TASK_STORAGE
-BPF_TASK_STORAGE(exec_start, struct exec_event);
-
-static __always_inline int exec_put(u32 tgid, struct exec_event *e)
-{
-    struct exec_event *p = exec_start.task_storage_get(
-        (struct task_struct *)bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-    if (!p)
-        return -1;
-    bpf_probe_read_kernel(p, sizeof(*p), e);
-    return 0;
-}
-
-static __always_inline struct exec_event *exec_get(u32 tgid)
-{
-    struct exec_event *p =
-        exec_start.task_storage_get((struct task_struct *)bpf_get_current_task_btf(), 0, 0);
-    return p && p->ts_ns ? p : 0;
-}
-
-static __always_inline void exec_done(u32 tgid, struct exec_event *s) { s->ts_ns = 0; }
-#else
-BPF_HASH(exec_start, u32, struct exec_event, 1024);
-
-static __always_inline int exec_put(u32 tgid, struct exec_event *e)
-{
-    return exec_start.update(&tgid, e);
-}
-
-static __always_inline struct exec_event *exec_get(u32 tgid) { return exec_start.lookup(&tgid); }
-
-static __always_inline void exec_done(u32 tgid, struct exec_event *s) { exec_start.delete(&tgid); }
-#endif
+BPFCAP_STASH(exec_start, struct exec_event, 1024, ts_ns);
 
 static __always_inline int exec_enter(const char *filename, const char *const *argv, u8 sc)
 {
@@ -45,10 +9,12 @@ static __always_inline int exec_enter(const char *filename, const char *const *a
     if (!bpfcap_keep(id))
         return 0;
     u32 tgid = id >> 32;
-    u32 zero = 0;
-    struct exec_event *e = exec_scratch.lookup(&zero);
-    if (!e)
+    struct exec_event *e = exec_start_new(tgid);
+    if (!e) {
+        count_stat(2 * KIND_exec, 1);
+        count_stat(2 * KIND_exec + 1, 1);
         return 0;
+    }
     e->ts_ns = bpf_ktime_get_ns();
     e->syscall = sc;
     e->nargs = 0;
@@ -70,10 +36,6 @@ static __always_inline int exec_enter(const char *filename, const char *const *a
     bpf_probe_read_user(&p, sizeof(p), (void *)&argv[EXEC_MAXARGS + 1]);
     e->args_truncated = p != 0;
 done:
-    if (exec_put(tgid, e)) {
-        count_stat(2 * KIND_exec, 1);
-        count_stat(2 * KIND_exec + 1, 1);
-    }
     return 0;
 }
 
@@ -81,7 +43,7 @@ static __always_inline int exec_exit(long ret)
 {
     u64 id = bpf_get_current_pid_tgid();
     u32 tgid = id >> 32;
-    struct exec_event *s = exec_get(tgid);
+    struct exec_event *s = exec_start_get(tgid);
     if (!s)
         return 0;
     struct exec_batch *b;
@@ -99,7 +61,7 @@ static __always_inline int exec_exit(long ret)
         bpf_get_current_comm(&e->comm, sizeof(e->comm));
         exec_commit(b);
     }
-    exec_done(tgid, s);
+    exec_start_done(tgid, s);
     return 0;
 }
 

@@ -32,7 +32,15 @@ def host_info() -> dict:
         "machine": platform.machine(),
         "os": os_name,
         "cpus": os.cpu_count(),
+        "pid_max": _read_int("/proc/sys/kernel/pid_max"),  # killsnoop's PID column width
     }
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        return int(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def clock_mapping() -> dict:

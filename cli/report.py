@@ -301,6 +301,46 @@ def syscount(
     _warn(t, ["syscall"], strict, windows=[(start_ns, last + 1)])
 
 
+@report.command(
+    epilog="""\b
+examples:
+  bpfcap report killsnoop t.parquet              # every kill(2)
+  bpfcap report killsnoop t.parquet -x -s 9,15   # failed SIGKILL and SIGTERM
+  bpfcap report killsnoop t.parquet --all-calls  # with tkill and tgkill"""
+)
+@click.argument("trace")
+@click.option("-x", "--failed", is_flag=True, help="Only failed signals.")
+@click.option("-p", "--pid", type=int, help="Only signals sent by this process.")
+@click.option("-T", "--tpid", type=int, help="Only signals sent to this target (as passed).")
+@click.option(
+    "-s", "--signal", "signals", metavar="SIGNALS", help="Only these signal numbers (comma list)."
+)
+@click.option(
+    "--all-calls", is_flag=True, help="Also tkill(2) and tgkill(2) (BCC traces kill only)."
+)
+@_STRICT
+@_FORMAT
+def killsnoop(trace: str, fmt: str, strict: bool, signals: str | None, **flags: Any) -> None:
+    """Trace signals sent by kill(2): one line per call, as killsnoop prints it. TRACE is
+    a trace file or segment directory."""
+    from bpfcap.analyze import killsnoop as analysis
+    from bpfcap.formats.errors import UsageError
+    from bpfcap.formats.trace import open_trace
+
+    sigs: tuple[int, ...] = ()
+    if signals:
+        try:
+            sigs = tuple(int(x) for x in signals.split(","))
+        except ValueError as e:
+            raise UsageError(f"-s {signals}: signal numbers, comma separated") from e
+    options = analysis.Options(signals=sigs, **flags)
+    t = open_trace(trace)
+    width = analysis.pid_width(t.meta.get("host", {}).get("pid_max"))
+    table = analysis.killsnoop(t.read("signal"), options, clock=t.meta.get("clock", {}))
+    _render(table, analysis.columns(width), fmt)
+    _warn(t, ["signal"], strict)
+
+
 def _uid(user: str | None) -> int | None:
     """-u: a number, or a user name resolved on this machine (as BCC does on its host)."""
     if user is None:

@@ -94,8 +94,30 @@ SYSCALL = EventType(
     default=False,
 )
 
+SIGNAL_SYSCALLS = ("kill", "tkill", "tgkill")
+
+SIGNAL = EventType(
+    name="signal",
+    kind_id=5,
+    doc="A kill(2), tkill(2) or tgkill(2) call; one row per call (killsnoop).",
+    hooks=tuple((f"syscalls:sys_enter_{sc}", f"syscalls:sys_exit_{sc}") for sc in SIGNAL_SYSCALLS),
+    fields=(
+        LAT,
+        RET,
+        Field("syscall", "u8", "Which system call", enum=SIGNAL_SYSCALLS),
+        Field(
+            "target",
+            "s32",
+            "Target as passed: kill's pid (0, -1 or -PGID for groups), tkill's and "
+            "tgkill's thread id",
+        ),
+        Field("target_tgid", "s32", "tgkill's thread group id argument; 0 for kill and tkill"),
+        Field("sig", "u32", "Signal number (0: a permission/existence check)"),
+    ),
+)
+
 # The registry: one line per type.
-EVENT_TYPES = (OPEN, EXEC, FORK, SYSCALL)
+EVENT_TYPES = (OPEN, EXEC, FORK, SYSCALL, SIGNAL)
 BY_NAME = {t.name: t for t in EVENT_TYPES}
 BY_KIND_ID = {t.kind_id: t for t in EVENT_TYPES}
 DEFAULT_TYPES = tuple(t for t in EVENT_TYPES if t.default)

@@ -108,6 +108,25 @@ def syscall_row(**kw: Any) -> dict[str, Any]:
     return _row("syscall", defaults, kw)
 
 
+def signal_row(**kw: Any) -> dict[str, Any]:
+    """bash (pid 13967) sending SIGKILL to 1024 with kill(2), failing with ESRCH, 1 s in."""
+    defaults = dict(
+        ts_ns=START_NS + S,
+        tgid=13967,
+        tid=kw.get("tgid", 13967),
+        uid=1000,
+        cpu=0,
+        comm=b"bash",
+        lat_ns=2 * US,
+        ret=-3,
+        syscall="kill",
+        target=1024,
+        target_tgid=0,
+        sig=9,
+    )
+    return _row("signal", defaults, kw)
+
+
 def table(rows: list[dict[str, Any]]) -> pa.Table:
     """Rows (of one kind) as a table in the full trace schema; absent columns are null."""
     cols = {}

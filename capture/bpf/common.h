@@ -105,3 +105,13 @@ static __always_inline void cached_comm(void *dst, u64 *cache_gen, u64 *cache)
     bpf_get_current_comm(dst, 16);
 }
 #endif
+
+/* The common members of an event about the current task (every event struct starts
+ * with the same members, generated from formats/schema.py COMMON_FIELDS). */
+#define fill_current(e, pid_tgid)                       \
+    do {                                                \
+        (e)->tgid = (pid_tgid) >> 32;                   \
+        (e)->tid = (u32)(pid_tgid);                     \
+        (e)->uid = (u32)bpf_get_current_uid_gid();      \
+        (e)->cpu = bpf_get_smp_processor_id();          \
+    } while (0)

@@ -50,12 +50,8 @@ static __always_inline int exec_exit(long ret)
     struct exec_event *e = exec_slot(&b);
     if (e) {
         bpf_probe_read_kernel(e, sizeof(*e), s);
-        u64 uid_gid = bpf_get_current_uid_gid();
         e->lat_ns = bpf_ktime_get_ns() - e->ts_ns;
-        e->tgid = tgid;
-        e->tid = id;
-        e->uid = uid_gid;
-        e->cpu = bpf_get_smp_processor_id();
+        fill_current(e, id);
         e->ret = ret;
         /* After a successful exec this is the new program's comm, as execsnoop shows. */
         bpf_get_current_comm(&e->comm, sizeof(e->comm));

@@ -18,12 +18,8 @@ TRACEPOINT_PROBE(sched, sched_process_fork)
     struct fork_event *e = fork_slot(&b);
     if (!e)
         return 0;
-    u64 uid_gid = bpf_get_current_uid_gid();
     e->ts_ns = bpf_ktime_get_ns();
-    e->tgid = id >> 32;
-    e->tid = id;
-    e->uid = uid_gid;
-    e->cpu = bpf_get_smp_processor_id();
+    fill_current(e, id);
     e->child_pid = child;
     bpf_get_current_comm(&e->comm, sizeof(e->comm));
     fork_commit(b);

@@ -45,13 +45,9 @@ static __always_inline int open_exit(long ret)
     struct open_batch *b;
     struct open_event *e = open_slot(&b);
     if (e) {
-        u64 uid_gid = bpf_get_current_uid_gid();
         e->ts_ns = s->ts;
         e->lat_ns = bpf_ktime_get_ns() - s->ts;
-        e->tgid = id >> 32;
-        e->tid = tid;
-        e->uid = uid_gid;
-        e->cpu = bpf_get_smp_processor_id();
+        fill_current(e, id);
         e->ret = ret;
         e->flags = s->flags;
         e->mode = s->mode;

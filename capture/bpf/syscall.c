@@ -43,10 +43,7 @@ TRACEPOINT_PROBE(raw_syscalls, sys_exit)
     if (e) {
         e->ts_ns = s->ts;
         e->lat_ns = bpf_ktime_get_ns() - s->ts;
-        e->tgid = id >> 32;
-        e->tid = tid;
-        e->uid = bpf_get_current_uid_gid();
-        e->cpu = bpf_get_smp_processor_id();
+        fill_current(e, id);
         e->ret = args->ret;
         e->nr = s->nr;
         cached_comm(&e->comm, &s->comm_gen, s->comm);

@@ -105,7 +105,7 @@ def seconds_since(end_ns: pa.Array, ref_ns: int) -> pa.Array:
     return pc.divide(delta.cast(pa.float64()), float(NS_PER_S))
 
 
-def wall_clock(end_ns: pa.Array, clock: dict[str, Any]) -> pa.Array:
+def wall_clock(end_ns: pa.Array, clock: dict[str, Any], fmt: str = "%H:%M:%S") -> pa.Array:
     """`HH:MM:SS` local wall-clock time of monotonic timestamps, as strftime printed it on
     the recording host: realtime = monotonic + realtime_minus_monotonic_ns, shifted by the
     host's UTC offset at the start of recording (a DST change during recording is not
@@ -114,7 +114,7 @@ def wall_clock(end_ns: pa.Array, clock: dict[str, Any]) -> pa.Array:
     utc_offset = int(clock.get("utc_offset_s", 0))
     ns = np.asarray(end_ns.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
     local_s = (ns + offset) // NS_PER_S + utc_offset
-    return pc.strftime(pa.array(local_s, pa.int64()).cast(pa.timestamp("s")), format="%H:%M:%S")
+    return pc.strftime(pa.array(local_s, pa.int64()).cast(pa.timestamp("s")), format=fmt)
 
 
 def parents(

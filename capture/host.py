@@ -139,3 +139,18 @@ class Check:
     detail: str
     fix: str = ""
     required: bool = True
+
+
+def disks() -> list[list]:
+    """[dev, name] of every block device in /proc/diskstats, dev as the kernel's dev_t
+    (major << 20 | minor) that block tracepoints carry: reports name disks with it."""
+    out: list[list] = []
+    try:
+        text = Path("/proc/diskstats").read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0].isdigit() and parts[1].isdigit():
+            out.append([int(parts[0]) << 20 | int(parts[1]), parts[2]])
+    return out

@@ -269,6 +269,7 @@ class Recorder:
             "command_line": opts.argv,
             "clock": host.clock_mapping(),
             "processes": host.process_snapshot(),
+            "disks": host.disks(),
             "probes": manifest,
             "settings": {
                 "events": [t.name for t in opts.events],

@@ -267,3 +267,43 @@ def _csv_value(v: Any) -> Any:
     if isinstance(v, bytes):
         return v.decode("utf-8", "surrogateescape")
     return v
+
+
+def log2_hist_text(vals: Sequence[int], val_type: str) -> str:
+    """BCC's print_log2_hist of one histogram (bcc/table.py, section 2.2 of
+    bcc-formats.md): `vals[i]` counts slot i (slot 0 is never printed); narrow layout up
+    to slot 32, wide beyond; nothing at all when no slot above 0 has a count."""
+    idx_max = max((i for i, v in enumerate(vals) if v > 0), default=-1)
+    val_max = max(vals, default=0)
+    if idx_max <= 0:
+        return ""
+    if idx_max <= 32:
+        lines = ["     %-19s : count     distribution" % val_type]
+        row, width = "%10d -> %-10d : %-8d |%-*s|", 40
+    else:
+        lines = ["               %-29s : count     distribution" % val_type]
+        row, width = "%20d -> %-20d : %-8d |%-*s|", 20
+    for i in range(1, idx_max + 1):
+        low, high = (1 << i) >> 1, (1 << i) - 1
+        if low == high:
+            low -= 1
+        val = vals[i] if i < len(vals) else 0
+        stars = "*" * min(width, int(width * val / val_max)) if val_max else ""
+        lines.append(row % (low, high, val, width, stars))
+    return "\n".join(lines) + "\n"
+
+
+def log2_hist_json(
+    vals: Sequence[int], val_type: str, ts: str, section: tuple[str, str] | None
+) -> str:
+    """BCC's print_json_hist (section 2.4): a Python dict repr, not JSON, as BCC prints it."""
+    idx_max = max((i for i, v in enumerate(vals) if v > 0), default=-1)
+    data = []
+    prev = 0
+    for i in range(1, idx_max + 1):
+        data.append({"interval-start": prev, "interval-end": (1 << i) - 1, "count": int(vals[i])})
+        prev = 1 << i
+    out: dict[str, Any] = {"ts": ts, "val_type": val_type, "data": data}
+    if section is not None:
+        out[section[0]] = section[1]
+    return repr(out) + "\n"

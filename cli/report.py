@@ -341,6 +341,118 @@ def killsnoop(trace: str, fmt: str, strict: bool, signals: str | None, **flags: 
     _warn(t, ["signal"], strict)
 
 
+@report.command(
+    epilog="""\b
+examples:
+  bpfcap report biosnoop t.parquet               # every block I/O
+  bpfcap report biosnoop t.parquet -Q -P         # with queued time and S/R pattern
+  bpfcap report biosnoop t.parquet -d vda        # one disk"""
+)
+@click.argument("trace")
+@click.option("-Q", "--queue", is_flag=True, help="Include the time queued (QUE(ms)).")
+@click.option("-d", "--disk", metavar="NAME", help="Only this disk (a whole disk, e.g. sda).")
+@click.option("-P", "--pattern", is_flag=True, help="Show S/R: sequential or random I/O.")
+@click.option("--flushes", is_flag=True, help="Also pure flush requests (BCC never sees them).")
+@_STRICT
+@_FORMAT
+def biosnoop(trace: str, fmt: str, strict: bool, **flags: Any) -> None:
+    """Trace block I/O: one line per request with its latency, as biosnoop prints it.
+    TRACE (recorded with -e bio) is a trace file or segment directory."""
+    from bpfcap.analyze import biosnoop as analysis
+    from bpfcap.formats.trace import open_trace
+
+    options = analysis.Options(**flags)
+    t = open_trace(trace)
+    disks = analysis.disk_names(t.meta.get("disks", []))
+    table = analysis.biosnoop(t.read("bio"), options, disks=disks)
+    _render(table, analysis.COLUMNS, fmt)
+    _warn(t, ["bio"], strict)
+
+
+@report.command(
+    epilog="""\b
+examples:
+  bpfcap report biolatency t.parquet             # one histogram, in usecs
+  bpfcap report biolatency t.parquet -m -D       # per disk, in msecs
+  bpfcap report biolatency t.parquet -Q -e       # from queued, with avg and total
+  bpfcap report biolatency t.parquet -T 1 5      # five 1-second histograms
+  bpfcap report biolatency t.parquet -j          # as BCC's -j dicts"""
+)
+@click.argument("trace")
+@click.argument("interval", type=click.FloatRange(min=0, min_open=True), required=False)
+@click.argument("count", type=click.IntRange(min=1), required=False)
+@click.option("-T", "--timestamp", is_flag=True, help="Print the time of each histogram.")
+@click.option("-Q", "--queued", is_flag=True, help="Include the time queued in the kernel.")
+@click.option("-m", "--milliseconds", is_flag=True, help="Histograms in msecs.")
+@click.option("-D", "--disks", is_flag=True, help="One histogram per disk.")
+@click.option("-F", "--flags", "flags_", is_flag=True, help="Per I/O flags (not recordable).")
+@click.option("-e", "--extension", is_flag=True, help="Also the average and total latency.")
+@click.option("-j", "--json", "json_", is_flag=True, help="BCC's JSON-like histogram dicts.")
+@click.option("-d", "--disk", metavar="NAME", help="Only this disk.")
+@click.option("--flushes", is_flag=True, help="Also pure flush requests (BCC never sees them).")
+@_STRICT
+def biolatency(
+    trace: str,
+    strict: bool,
+    timestamp: bool,
+    flags_: bool,
+    extension: bool,
+    json_: bool,
+    **flags: Any,
+) -> None:
+    """Summarize block I/O latency as power-of-two histograms, as biolatency prints them
+    (INTERVAL [COUNT]: one histogram per INTERVAL seconds of recording). TRACE was
+    recorded with -e bio."""
+    from bpfcap.analyze import biolatency as analysis
+    from bpfcap.analyze.biosnoop import disk_names
+    from bpfcap.analyze.common import wall_clock
+    from bpfcap.cli.render import log2_hist_json, log2_hist_text
+    from bpfcap.formats.trace import open_trace
+
+    analysis.check_flags(flags_, flags["disks"])
+    options = analysis.Options(**flags)
+    t = open_trace(trace)
+    start_ns = _meta(t, "start_ns")
+    end_ns = int(t.meta.get("end_ns", start_ns))
+    wins = analysis.windows(
+        t.read("bio"),
+        options,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        disks=disk_names(t.meta.get("disks", [])),
+    )
+    clock = t.meta.get("clock", {})
+    ends = pa_array([w.end_ns for w in wins])
+    hhmmss = wall_clock(ends, clock).to_pylist()
+    stamps = wall_clock(ends, clock, "%Y-%m-%d %H:%M:%S").to_pylist()
+    label = analysis.unit(options)
+    out: list[str] = []
+    if not json_:
+        out.append("Tracing block device I/O... Hit Ctrl-C to end.\n")
+    for w, hms, stamp in zip(wins, hhmmss, stamps):
+        if not json_:
+            out.append("\n")
+        if timestamp:
+            out.append(f"{hms:<8}\n")
+        for section, vals in w.sections:
+            if json_:
+                out.append(
+                    log2_hist_json(vals, label, stamp, ("disk", section) if section else None)
+                )
+                continue
+            if section is not None:
+                out.append(f"\ndisk = {section}\n")
+            out.append(log2_hist_text(vals, label))
+        if extension and w.count:
+            out.append(
+                f"\navg = {w.total // w.count} {label}, total: {w.total} {label}, "
+                f"count: {w.count}\n\n"
+            )
+    sys.stdout.write("".join(out))
+    sys.stdout.flush()
+    _warn(t, ["bio"], strict, windows=[(start_ns, end_ns + 1)])
+
+
 def _uid(user: str | None) -> int | None:
     """-u: a number, or a user name resolved on this machine (as BCC does on its host)."""
     if user is None:

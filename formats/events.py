@@ -8,7 +8,13 @@ from __future__ import annotations
 from .schema import EventType, Field, trace_schema
 
 # Shared members: the same name means the same thing in every type that has it.
-LAT = Field("lat_ns", "u64", "Time from syscall entry to exit", unit="ns")
+LAT = Field(
+    "lat_ns",
+    "u64",
+    "Latency: from ts_ns (syscall entry; bio: issue to the device; runq: wakeup or "
+    "preemption) to completion (syscall exit; bio: completion; runq: on CPU)",
+    unit="ns",
+)
 RET = Field("ret", "s64", "Syscall return value (negative errno on failure)")
 
 OPEN_SYSCALLS = ("open", "openat", "openat2")
@@ -116,8 +122,36 @@ SIGNAL = EventType(
     ),
 )
 
+BIO = EventType(
+    name="bio",
+    kind_id=6,
+    doc="A block I/O request, from issue to completion; one row per request (biosnoop). "
+    "ts_ns is the issue time; tgid/tid/uid/comm are the task that started the I/O "
+    "(block_io_start, else block_rq_insert): 0 and empty when that was not seen (the "
+    "request was queued before recording began, or is internal, like a flush).",
+    hooks=(
+        ("block:block_rq_issue", "block:block_rq_complete"),
+        ("block:block_io_start",),
+        ("block:block_rq_insert",),
+    ),
+    fields=(
+        LAT,
+        Field(
+            "queue_ns",
+            "u64",
+            "From start (queued) to issue; 0 if the start was not seen",
+            unit="ns",
+        ),
+        Field("dev", "u32", "Device, as the kernel's dev_t (major << 20 | minor): the whole disk"),
+        Field("sector", "u64", "Start sector (512-byte units)"),
+        Field("bytes", "u32", "Request size at issue", unit="bytes"),
+        Field("error", "s32", "Completion status (0, or a negative errno)"),
+        Field("rwbs", "char[8]", "Operation and flags as blktrace letters (R, W, WS, FWFS, ...)"),
+    ),
+)
+
 # The registry: one line per type.
-EVENT_TYPES = (OPEN, EXEC, FORK, SYSCALL, SIGNAL)
+EVENT_TYPES = (OPEN, EXEC, FORK, SYSCALL, SIGNAL, BIO)
 BY_NAME = {t.name: t for t in EVENT_TYPES}
 BY_KIND_ID = {t.kind_id: t for t in EVENT_TYPES}
 DEFAULT_TYPES = tuple(t for t in EVENT_TYPES if t.default)

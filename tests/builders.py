@@ -127,6 +127,31 @@ def signal_row(**kw: Any) -> dict[str, Any]:
     return _row("signal", defaults, kw)
 
 
+VDA = 254 << 20  # dev_t of vda (254:0) as block tracepoints give it
+XVDA1 = 202 << 20 | 1
+
+
+def bio_row(**kw: Any) -> dict[str, Any]:
+    """A 4 KiB write to vda by supervise (pid 1950), issued 1 s in, queued 10 us before,
+    completing after 740 us."""
+    defaults = dict(
+        ts_ns=START_NS + S,
+        tgid=1950,
+        tid=kw.get("tgid", 1950),
+        uid=0,
+        cpu=0,
+        comm=b"supervise",
+        lat_ns=740 * US,
+        queue_ns=10 * US,
+        dev=VDA,
+        sector=13092560,
+        bytes=4096,
+        error=0,
+        rwbs=b"W",
+    )
+    return _row("bio", defaults, kw)
+
+
 def table(rows: list[dict[str, Any]]) -> pa.Table:
     """Rows (of one kind) as a table in the full trace schema; absent columns are null."""
     cols = {}

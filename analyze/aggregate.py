@@ -6,6 +6,7 @@ that a trace of any size is aggregated in bounded memory.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -110,3 +111,57 @@ def count(chunks: Iterable[pa.Table], by: Sequence[str]) -> pa.Table:
     total = pa.concat_tables(partials).group_by(list(by)).aggregate([("count_all", "sum")])
     total = total.select([*by, "count_all_sum"]).rename_columns([*by, "count"])
     return total.sort_by([("count", "descending"), *((b, "ascending") for b in by)])
+
+
+def window_plan(
+    start_ns: int, end_ns: int, interval_s: float | None, count: int | None = None
+) -> tuple[int, int]:
+    """(window length ns, number of windows) of a replay in INTERVAL [COUNT] windows from
+    the recording's start to its end: the live tool prints at each interval's end and
+    once more at the stop; without an interval, one window covering the recording."""
+    if not interval_s:
+        return max(1, end_ns - start_ns + 1), 1
+    length = max(1, int(interval_s * 1e9))
+    n = max(1, -(-(end_ns - start_ns) // length))
+    return length, min(n, count) if count else n
+
+
+def log2_windows(
+    values: np.ndarray,
+    ends: np.ndarray,
+    keys: np.ndarray | None,
+    *,
+    start_ns: int,
+    length_ns: int,
+    n: int,
+) -> list[dict[int | None, np.ndarray]]:
+    """Log2 histograms (BCC slots, SLOTS counts) of non-negative integer `values`, per
+    window (the n windows of length_ns from start_ns that hold each value's end time;
+    later ends are dropped) and per key (`keys[i]`, or None for one histogram)."""
+    which = np.maximum(ends.astype(np.int64) - start_ns, 0) // length_ns
+    slots = log2_slots(pa.array(values.astype(np.uint64))) if len(values) else np.zeros(0, np.int64)
+    out: list[dict[int | None, np.ndarray]] = []
+    for w in range(n):
+        in_w = which == w
+        if keys is None:
+            out.append({None: np.bincount(slots[in_w], minlength=SLOTS)})
+            continue
+        out.append(
+            {
+                int(k): np.bincount(slots[in_w & (keys == k)], minlength=SLOTS)
+                for k in np.unique(keys[in_w])
+            }
+        )
+    return out
+
+
+@dataclass
+class HistWindow:
+    """One printed interval of a histogram tool: its end (when the live tool printed it),
+    its histograms as (section key or None, counts per slot), and the sum and number of
+    the values (biolatency -e)."""
+
+    end_ns: int
+    sections: list[tuple[object, np.ndarray]]
+    total: int = 0
+    count: int = 0

@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bpfcap.analyze.aggregate import SLOTS, log2_slots
+from bpfcap.analyze.aggregate import HistWindow, log2_windows, window_plan
 from bpfcap.analyze.biosnoop import disk_dev, keep_requests
-from bpfcap.analyze.common import NS_PER_S, completion_ns
+from bpfcap.analyze.common import completion_ns
 from bpfcap.formats.errors import UsageError
 
 
@@ -32,24 +32,13 @@ class Options:
     flushes: bool = False  # also pure flush requests
 
 
-@dataclass
-class Window:
-    """One printed interval: when it was printed (its end), its histograms (one per
-    section: (section label or None, counts per slot)), and -e's totals."""
-
-    end_ns: int
-    sections: list[tuple[str | None, np.ndarray]]
-    total: int  # sum of per-I/O values, in the unit
-    count: int
-
-
 def unit(options: Options) -> str:
     return "msecs" if options.milliseconds else "usecs"
 
 
 def windows(
     bios: pa.Table, options: Options, *, start_ns: int, end_ns: int, disks: dict[int, str]
-) -> list[Window]:
+) -> list[HistWindow]:
     """The histograms biolatency prints for `bios` (rows of kind `bio`)."""
     dev = disk_dev(options.disk, disks) if options.disk is not None else None
     t = keep_requests(bios, options.flushes, dev)
@@ -59,31 +48,22 @@ def windows(
     else:
         ns = t["lat_ns"]
     value = pc.divide(ns, 1_000_000 if options.milliseconds else 1000).combine_chunks()
-    done = completion_ns(t).to_numpy(zero_copy_only=False).astype(np.int64)
-    if options.interval:
-        length = int(options.interval * NS_PER_S)
-        n = max(1, -(-(end_ns - start_ns) // length))
-        if options.count:
-            n = min(n, options.count)
-    else:
-        length, n = max(1, end_ns - start_ns + 1), 1
-    which = np.maximum(done - start_ns, 0) // length
-    slots = log2_slots(value) if len(value) else np.zeros(0, np.int64)
     vals = value.to_numpy(zero_copy_only=False).astype(np.int64)
-    devs = t["dev"].to_numpy(zero_copy_only=False)
+    done = completion_ns(t).to_numpy(zero_copy_only=False).astype(np.int64)
+    devs = t["dev"].to_numpy(zero_copy_only=False).astype(np.int64)
+    length, n = window_plan(start_ns, end_ns, options.interval, options.count)
+    hists = log2_windows(
+        vals, done, devs if options.disks else None, start_ns=start_ns, length_ns=length, n=n
+    )
+    which = np.maximum(done - start_ns, 0) // length
     out = []
-    for w in range(n):
+    for w, by_dev in enumerate(hists):
+        # Sections by disk name (a dev missing from the recorded map shows as ?).
+        named = sorted(by_dev.items(), key=lambda kv: (disks.get(kv[0], "?"), kv[0] or 0))
+        sections = [(None if d is None else disks.get(d, "?"), h) for d, h in named]
         in_w = which == w
-        sections: list[tuple[str | None, np.ndarray]] = []
-        if options.disks:
-            names = {int(d): disks.get(int(d), "?") for d in np.unique(devs[in_w])}
-            for d, name in sorted(names.items(), key=lambda kv: (kv[1], kv[0])):
-                sel = in_w & (devs == d)
-                sections.append((name, np.bincount(slots[sel], minlength=SLOTS)))
-        else:
-            sections.append((None, np.bincount(slots[in_w], minlength=SLOTS)))
         end = min(start_ns + (w + 1) * length, end_ns)
-        out.append(Window(end, sections, int(vals[in_w].sum()), int(in_w.sum())))
+        out.append(HistWindow(end, sections, int(vals[in_w].sum()), int(in_w.sum())))
     return out
 
 

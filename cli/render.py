@@ -307,3 +307,34 @@ def log2_hist_json(
     if section is not None:
         out[section[0]] = section[1]
     return repr(out) + "\n"
+
+
+def log2_windows_text(
+    windows: Sequence[Any],
+    times: Sequence[str],
+    val_type: str,
+    section: str | None,
+    *,
+    banner: str,
+    timestamp: bool,
+    extension: bool = False,
+) -> str:
+    """What a BCC histogram tool (biolatency, runqlat) prints over its intervals: the
+    banner, then per window (analyze.aggregate.HistWindow) an empty line, its time
+    (`times[i]`, HH:MM:SS) with -T, each histogram (after `\\n<section> = <key>` when
+    sectioned), and with -e the avg/total/count line."""
+    out = [banner + "\n"]
+    for w, hms in zip(windows, times):
+        out.append("\n")
+        if timestamp:
+            out.append(f"{hms:<8}\n")
+        for key, vals in w.sections:
+            if section is not None:
+                out.append(f"\n{section} = {key}\n")
+            out.append(log2_hist_text(vals, val_type))
+        if extension and w.count:
+            out.append(
+                f"\navg = {w.total // w.count} {val_type}, total: {w.total} {val_type}, "
+                f"count: {w.count}\n\n"
+            )
+    return "".join(out)

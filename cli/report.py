@@ -39,6 +39,14 @@ def _seconds(*names: str, help: str) -> Any:
     )
 
 
+def _hist_tool_arguments(f: Any) -> Any:
+    """TRACE [INTERVAL [COUNT]] and -T, as BCC's histogram tools take them."""
+    f = click.option("-T", "--timestamp", is_flag=True, help="Print the time of each histogram.")(f)
+    f = click.argument("count", type=click.IntRange(min=1), required=False)(f)
+    f = click.argument("interval", type=click.FloatRange(min=0, min_open=True), required=False)(f)
+    return click.argument("trace")(f)
+
+
 @click.group()
 def report() -> None:
     """Rebuild a BCC tool's output from a trace, offline (no root, no BCC needed)."""
@@ -378,10 +386,7 @@ examples:
   bpfcap report biolatency t.parquet -T 1 5      # five 1-second histograms
   bpfcap report biolatency t.parquet -j          # as BCC's -j dicts"""
 )
-@click.argument("trace")
-@click.argument("interval", type=click.FloatRange(min=0, min_open=True), required=False)
-@click.argument("count", type=click.IntRange(min=1), required=False)
-@click.option("-T", "--timestamp", is_flag=True, help="Print the time of each histogram.")
+@_hist_tool_arguments
 @click.option("-Q", "--queued", is_flag=True, help="Include the time queued in the kernel.")
 @click.option("-m", "--milliseconds", is_flag=True, help="Histograms in msecs.")
 @click.option("-D", "--disks", is_flag=True, help="One histogram per disk.")
@@ -406,7 +411,7 @@ def biolatency(
     from bpfcap.analyze import biolatency as analysis
     from bpfcap.analyze.biosnoop import disk_names
     from bpfcap.analyze.common import wall_clock
-    from bpfcap.cli.render import log2_hist_json, log2_hist_text
+    from bpfcap.cli.render import log2_hist_json, log2_windows_text
     from bpfcap.formats.trace import open_trace
 
     analysis.check_flags(flags_, flags["disks"])
@@ -426,31 +431,79 @@ def biolatency(
     hhmmss = wall_clock(ends, clock).to_pylist()
     stamps = wall_clock(ends, clock, "%Y-%m-%d %H:%M:%S").to_pylist()
     label = analysis.unit(options)
-    out: list[str] = []
-    if not json_:
-        out.append("Tracing block device I/O... Hit Ctrl-C to end.\n")
-    for w, hms, stamp in zip(wins, hhmmss, stamps):
-        if not json_:
-            out.append("\n")
-        if timestamp:
-            out.append(f"{hms:<8}\n")
-        for section, vals in w.sections:
-            if json_:
-                out.append(
-                    log2_hist_json(vals, label, stamp, ("disk", section) if section else None)
-                )
-                continue
-            if section is not None:
-                out.append(f"\ndisk = {section}\n")
-            out.append(log2_hist_text(vals, label))
-        if extension and w.count:
-            out.append(
-                f"\navg = {w.total // w.count} {label}, total: {w.total} {label}, "
-                f"count: {w.count}\n\n"
+    if json_:  # BCC's -j: dicts per histogram, after the -T time line of each window
+        text = "".join(
+            (f"{hms:<8}\n" if timestamp else "")
+            + "".join(
+                log2_hist_json(vals, label, stamp, None if key is None else ("disk", key))
+                for key, vals in w.sections
             )
-    sys.stdout.write("".join(out))
+            for w, hms, stamp in zip(wins, hhmmss, stamps)
+        )
+    else:
+        text = log2_windows_text(
+            wins,
+            hhmmss,
+            label,
+            "disk" if options.disks else None,
+            banner="Tracing block device I/O... Hit Ctrl-C to end.",
+            timestamp=timestamp,
+            extension=extension,
+        )
+    sys.stdout.write(text)
     sys.stdout.flush()
     _warn(t, ["bio"], strict, windows=[(start_ns, end_ns + 1)])
+
+
+@report.command(
+    epilog="""\b
+examples:
+  bpfcap report runqlat t.parquet                # one histogram, in usecs
+  bpfcap report runqlat t.parquet -P -m          # per process, in msecs
+  bpfcap report runqlat t.parquet -p 185 -T 1 5  # process 185, five 1-second histograms"""
+)
+@_hist_tool_arguments
+@click.option("-m", "--milliseconds", is_flag=True, help="Histograms in msecs.")
+@click.option("-P", "--pids", is_flag=True, help="One histogram per process.")
+@click.option("-L", "--tids", is_flag=True, help="One histogram per thread.")
+@click.option("--pidnss", is_flag=True, help="Per PID namespace (not recordable).")
+@click.option("-p", "--pid", type=int, help="Only this process.")
+@_STRICT
+def runqlat(trace: str, strict: bool, timestamp: bool, pidnss: bool, **flags: Any) -> None:
+    """Summarize run-queue (scheduler) latency as power-of-two histograms, as runqlat
+    prints them (INTERVAL [COUNT]: one per INTERVAL seconds of recording). TRACE was
+    recorded with -e runq."""
+    from bpfcap.analyze import runqlat as analysis
+    from bpfcap.analyze.common import wall_clock
+    from bpfcap.cli.render import log2_windows_text
+    from bpfcap.formats.errors import UsageError
+    from bpfcap.formats.trace import open_trace
+
+    if pidnss:
+        raise UsageError(
+            "--pidnss: PID namespaces are not in the recording (no tracepoint gives them)",
+            "use -P",
+        )
+    if flags["pids"] and flags["tids"]:
+        raise UsageError("-P and -L exclude each other")
+    options = analysis.Options(**flags)
+    t = open_trace(trace)
+    start_ns = _meta(t, "start_ns")
+    end_ns = int(t.meta.get("end_ns", start_ns))
+    wins = analysis.runqlat(t.read("runq"), options, start_ns=start_ns, end_ns=end_ns)
+    hhmmss = wall_clock(pa_array([w.end_ns for w in wins]), t.meta.get("clock", {})).to_pylist()
+    label = "msecs" if options.milliseconds else "usecs"
+    text = log2_windows_text(
+        wins,
+        hhmmss,
+        label,
+        analysis.section(options),
+        banner="Tracing run queue latency... Hit Ctrl-C to end.",
+        timestamp=timestamp,
+    )
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    _warn(t, ["runq"], strict, windows=[(start_ns, end_ns + 1)])
 
 
 def _uid(user: str | None) -> int | None:

@@ -150,8 +150,24 @@ BIO = EventType(
     ),
 )
 
+RUNQ_REASONS = ("wakeup", "wakeup_new", "preempt")
+
+RUNQ = EventType(
+    name="runq",
+    kind_id=7,
+    doc="A wait on a CPU run queue, from wakeup (or preemption) to running; one row per "
+    "wait (runqlat). tid/comm are the task that waited; tgid is known from its last "
+    "switch-out (0 for a new task's first run; reports fill it from the task's other "
+    "rows); uid is not known (0); cpu is where it ran.",
+    hooks=(("sched:sched_wakeup", "sched:sched_wakeup_new", "sched:sched_switch"),),
+    fields=(
+        LAT,
+        Field("reason", "u8", "What started the wait", enum=RUNQ_REASONS),
+    ),
+)
+
 # The registry: one line per type.
-EVENT_TYPES = (OPEN, EXEC, FORK, SYSCALL, SIGNAL, BIO)
+EVENT_TYPES = (OPEN, EXEC, FORK, SYSCALL, SIGNAL, BIO, RUNQ)
 BY_NAME = {t.name: t for t in EVENT_TYPES}
 BY_KIND_ID = {t.kind_id: t for t in EVENT_TYPES}
 DEFAULT_TYPES = tuple(t for t in EVENT_TYPES if t.default)

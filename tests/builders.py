@@ -152,6 +152,21 @@ def bio_row(**kw: Any) -> dict[str, Any]:
     return _row("bio", defaults, kw)
 
 
+def runq_row(**kw: Any) -> dict[str, Any]:
+    """A wakeup of thread 1000 (process 1000, cat) that waited 5 us, 1 s in."""
+    defaults = dict(
+        ts_ns=START_NS + S,
+        tgid=1000,
+        tid=kw.get("tgid", 1000),
+        uid=0,
+        cpu=1,
+        comm=b"cat",
+        lat_ns=5 * US,
+        reason="wakeup",
+    )
+    return _row("runq", defaults, kw)
+
+
 def table(rows: list[dict[str, Any]]) -> pa.Table:
     """Rows (of one kind) as a table in the full trace schema; absent columns are null."""
     cols = {}

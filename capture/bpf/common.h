@@ -42,9 +42,10 @@ static __always_inline void count_stat(u32 idx, u64 n)
         *v += n;
 }
 
-static __always_inline int bpfcap_keep(u64 pid_tgid)
+/* Whether events of process `tgid` are recorded: never the recorder's own or its
+ * loader's; with -p only that process; with -- COMMAND only its tree. */
+static __always_inline int keep_tgid(u32 tgid)
 {
-    u32 tgid = pid_tgid >> 32;
     if (tgid == SELF_TGID)
         return 0;
 #ifdef LOADER_TGID
@@ -59,13 +60,47 @@ static __always_inline int bpfcap_keep(u64 pid_tgid)
     if (!tracked.lookup(&tgid))
         return 0;
 #endif
+    return 1;
+}
+
+/* With -n, whether a task's comm (16 bytes as two u64) is the one asked for. */
+static __always_inline int keep_comm(const u64 *comm)
+{
+#ifdef FILTER_COMM_LO
+    return comm[0] == FILTER_COMM_LO && comm[1] == FILTER_COMM_HI;
+#else
+    return 1;
+#endif
+}
+
+/* The filters, for an event of the current task. */
+static __always_inline int bpfcap_keep(u64 pid_tgid)
+{
+    if (!keep_tgid(pid_tgid >> 32))
+        return 0;
 #ifdef FILTER_COMM_LO
     u64 comm[2] = {};
     bpf_get_current_comm(&comm, sizeof(comm));
-    if (comm[0] != FILTER_COMM_LO || comm[1] != FILTER_COMM_HI)
-        return 0;
-#endif
+    return keep_comm(comm);
+#else
     return 1;
+#endif
+}
+
+/* The filters, for a task that is not the current one (scheduler events): its tgid as
+ * known to the program (0 when not: its tid stands in, right for a new process, and the
+ * tree filter tracks new tasks by tid) and its comm as the tracepoint gives it. */
+static __always_inline int bpfcap_keep_task(u32 tgid, u32 tid, const char *comm)
+{
+    if (!keep_tgid(tgid ? tgid : tid))
+        return 0;
+#ifdef FILTER_COMM_LO
+    u64 c[2] = {};
+    bpf_probe_read_kernel(&c, sizeof(c), comm);
+    return keep_comm(c);
+#else
+    return 1;
+#endif
 }
 
 /* The current task's comm through a cache kept in the task's entry stash (COMM_CACHE

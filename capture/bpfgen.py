@@ -21,12 +21,13 @@ tracepoint, kprobe/uprobe and perf-event programs all run under the kernel's per
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 from dataclasses import dataclass
 from importlib import resources
 
-from bpfcap.formats.events import EVENT_TYPES, EXEC_ARGSIZE, EXEC_MAXARGS, FORK
+from bpfcap.formats.events import EVENT_TYPES, EXEC_ARGSIZE, EXEC_MAXARGS, FORK, TCP
 from bpfcap.formats.schema import EventType
 
 # 16 MiB: at 1M open events/s (~340 B each) that is ~50 ms of events, over twice the
@@ -184,10 +185,12 @@ def generate(
     task_storage: bool = False,
     filter_comm: bytes | None = None,
     syscalls: tuple[int, ...] | None = None,
+    tcp_sock_offsets: dict[str, int] | None = None,
     ringbuf_pages: int = RINGBUF_PAGES,
 ) -> Program:
     """The C text and -D flags recording `selected` with the hooks in `present`.
-    `syscalls`: the system call numbers the syscall type records (None: all)."""
+    `syscalls`: the system call numbers the syscall type records (None: all).
+    `tcp_sock_offsets`: bytes_received and bytes_acked in struct tcp_sock, from BTF."""
     types = tuple(t for t in EVENT_TYPES if t in selected or (filter_tree and t is FORK))
     max_kind = max(t.kind_id for t in EVENT_TYPES)
     parts = [
@@ -219,6 +222,15 @@ def generate(
         # The comm as the two little-endian u64 words bpf_get_current_comm() fills.
         lo, hi = struct.unpack("<QQ", filter_comm.ljust(16, b"\0")[:16])
         cflags += [f"-DFILTER_COMM_LO={lo:#x}ULL", f"-DFILTER_COMM_HI={hi:#x}ULL"]
+    if TCP in types:
+        # Socket ids are kernel addresses XOR a key that dies with the recording.
+        cflags.append(f"-DSOCK_ID_KEY={int.from_bytes(os.urandom(8), 'little'):#x}ULL")
+        offs = tcp_sock_offsets or {}
+        if "bytes_received" in offs and "bytes_acked" in offs:
+            cflags += [
+                f"-DTCP_RX_OFF={offs['bytes_received']}",
+                f"-DTCP_TX_OFF={offs['bytes_acked']}",
+            ]
     hooks = {tp for t in types for group in t.hooks for tp in group}
     if filter_tree:
         hooks.update(TREE_HOOKS)

@@ -96,6 +96,9 @@ class _Events:
 
 
 def _column(f: Field, ev: _Events) -> pa.Array:
+    if f.bytes_len is not None:
+        raw = np.ascontiguousarray(ev.window(f.name, f.bytes_len))
+        return pa.Array.from_buffers(pa.binary(f.bytes_len), ev.n, [None, pa.py_buffer(raw)])
     shape = f.string_shape
     if shape is not None and len(shape) == 1:
         if f.length:
@@ -119,6 +122,8 @@ def _column(f: Field, ev: _Events) -> pa.Array:
         return names.take(pa.array(np.minimum(values, len(f.enum))))
     if f.boolean:
         return pa.array(values != 0)
+    if f.null_if is not None:
+        return pa.array(values, mask=values == f.null_if)
     return pa.array(values)
 
 

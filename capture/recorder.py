@@ -34,7 +34,7 @@ import numpy as np
 
 from bpfcap import __version__
 from bpfcap.formats.errors import CaptureUnavailable, OutputError, UsageError
-from bpfcap.formats.events import DEFAULT_TYPES, EVENT_TYPES
+from bpfcap.formats.events import DEFAULT_TYPES, EVENT_TYPES, TCP
 from bpfcap.formats.schema import EventType
 from bpfcap.formats.trace import FORMAT_VERSION, PARTIAL_SUFFIX, SegmentDir, merge_files
 
@@ -165,6 +165,24 @@ def probe_manifest(
     return out
 
 
+def _tcp_sock_offsets(types: tuple[EventType, ...]) -> tuple[dict[str, int] | None, str]:
+    """Where bytes_received and bytes_acked are in struct tcp_sock, from the kernel's
+    BTF, and "btf"; or None and why not (the tcp rows then have no byte counts)."""
+    if TCP not in types:
+        return None, "not recorded"
+    from .btf import BTFError, member_offsets
+
+    try:
+        offs = member_offsets("tcp_sock", ["bytes_received", "bytes_acked"])
+    except OSError as e:
+        return None, f"no kernel BTF ({e.strerror}: {e.filename})"
+    except BTFError as e:
+        return None, f"kernel BTF unreadable ({e})"
+    if len(offs) != 2:
+        return None, "struct tcp_sock in the kernel's BTF lacks bytes_received/bytes_acked"
+    return offs, "btf"
+
+
 def _spawn_held(command: list[str]) -> tuple[int, int]:
     """Fork `command`, held until a byte arrives on the returned pipe (EOF: it exits)."""
     r, w = os.pipe()
@@ -230,6 +248,9 @@ class Recorder:
         child = release = None
         if opts.command:
             child, release = _spawn_held(opts.command)
+        self.tcp_sock_offsets, self.tcp_bytes = _tcp_sock_offsets(opts.events)
+        if TCP in opts.events and self.tcp_bytes != "btf":
+            self.log(f"warning: tcp: {self.tcp_bytes}; tcplife's TX_KB and RX_KB will be empty")
         program = generate(
             opts.events,
             present,
@@ -239,6 +260,7 @@ class Recorder:
             task_storage=host.task_storage(),
             filter_comm=opts.comm.encode() if opts.comm else None,
             syscalls=opts.syscalls,
+            tcp_sock_offsets=self.tcp_sock_offsets,
             ringbuf_pages=opts.ringbuf_pages,
         )
         from .kernel import LoadedProgram
@@ -285,6 +307,7 @@ class Recorder:
                 "syscalls": list(opts.syscalls) if opts.syscalls is not None else None,
                 "entry_stash": "task storage" if host.task_storage() else "hash",
                 "comm_cache": self.comm_cache,
+                "tcp_bytes": self.tcp_bytes,
                 "batch": {t.name: t.batch for t in opts.events},
             },
             # bpf_load_s: compiling (clang, in a helper process) and attaching.

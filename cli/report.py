@@ -506,6 +506,199 @@ def runqlat(trace: str, strict: bool, timestamp: bool, pidnss: bool, **flags: An
     _warn(t, ["runq"], strict, windows=[(start_ns, end_ns + 1)])
 
 
+def _ports(text: str | None, flag: str) -> tuple[int, ...]:
+    if not text:
+        return ()
+    from bpfcap.formats.errors import UsageError
+
+    try:
+        return tuple(int(p) for p in text.split(","))
+    except ValueError as e:
+        raise UsageError(f"{flag} {text}: port numbers, comma separated") from e
+
+
+def _family(ipv4: bool, ipv6: bool) -> int | None:
+    if ipv4 and ipv6:
+        from bpfcap.formats.errors import UsageError
+
+        raise UsageError("-4 and -6 exclude each other")
+    return 4 if ipv4 else 6 if ipv6 else None
+
+
+def _tcp_layout(f: Any) -> Any:
+    """TRACE and tcplife's and tcpstates' layout flags: -T -t -w -s."""
+    for option in reversed(
+        [
+            click.option("-T", "--time", is_flag=True, help="Include a TIME (HH:MM:SS) column."),
+            click.option("-t", "--timestamp", is_flag=True, help="Include a TIME(s) column."),
+            click.option("-w", "--wide", is_flag=True, help="Wide columns (fit IPv6 addresses)."),
+            click.option("-s", "--csv", is_flag=True, help="Comma separated values, as BCC's -s."),
+        ]
+    ):
+        f = option(f)
+    return click.argument("trace")(f)
+
+
+def _tcp_ports(f: Any) -> Any:
+    f = click.option("-D", "--remoteport", metavar="PORTS", help="Only these remote ports.")(f)
+    return click.option("-L", "--localport", metavar="PORTS", help="Only these local ports.")(f)
+
+
+_IPV4 = click.option("-4", "--ipv4", is_flag=True, help="IPv4 only.")
+_IPV6 = click.option("-6", "--ipv6", is_flag=True, help="IPv6 only.")
+
+
+def _tcp_report(trace: str, fmt: str, strict: bool, build: Any, columns: Any) -> None:
+    """Read the tcp rows, build the report table, render it, say what was lost."""
+    from bpfcap.formats.trace import open_trace
+
+    t = open_trace(trace)
+    table = build(t.read("tcp"), clock=t.meta.get("clock", {}))
+    _render(table, columns, fmt)
+    if t.meta.get("settings", {}).get("tcp_bytes", "btf") != "btf":
+        click.echo(
+            f"bpfcap: byte counts were not recorded ({t.meta['settings']['tcp_bytes']})",
+            err=True,
+        )
+    _warn(t, ["tcp"], strict)
+
+
+@report.command(
+    epilog="""\b
+examples:
+  bpfcap report tcplife t.parquet                # every TCP session that closed
+  bpfcap report tcplife t.parquet -t -w          # with seconds, wide (IPv6) columns
+  bpfcap report tcplife t.parquet -L 80,443 -s   # local ports 80 and 443, as CSV"""
+)
+@_tcp_layout
+@click.option("-p", "--pid", type=int, help="Only this process.")
+@_tcp_ports
+@_IPV4
+@_IPV6
+@_STRICT
+@_FORMAT
+def tcplife(trace, fmt, strict, time, timestamp, wide, csv, pid, localport, remoteport, ipv4, ipv6):
+    """Trace TCP sessions: one line per session when it closes, with its duration and
+    bytes, as tcplife prints it. TRACE was recorded with -e tcp."""
+    from bpfcap.analyze import tcp as analysis
+
+    filters = analysis.Filters(
+        pid, _ports(localport, "-L"), _ports(remoteport, "-D"), _family(ipv4, ipv6)
+    )
+    o = analysis.LifeOptions(time, timestamp, wide, csv, filters)
+    _tcp_report(
+        trace,
+        fmt,
+        strict,
+        lambda tcp, clock: analysis.tcplife(tcp, o, clock=clock),
+        analysis.tcplife_columns(o),
+    )
+
+
+@report.command(
+    epilog="""\b
+examples:
+  bpfcap report tcpstates t.parquet              # every TCP state change
+  bpfcap report tcpstates t.parquet -t -L 80     # local port 80, with seconds"""
+)
+@_tcp_layout
+@_tcp_ports
+@click.option("-Y", "--journal", is_flag=True, help="Log to the systemd journal (not offline).")
+@_STRICT
+@_FORMAT
+def tcpstates(trace, fmt, strict, time, timestamp, wide, csv, localport, remoteport, journal):
+    """Trace TCP state changes: one line per change with the time spent in the old
+    state, as tcpstates prints it. TRACE was recorded with -e tcp."""
+    from bpfcap.analyze import tcp as analysis
+    from bpfcap.formats.errors import UsageError
+
+    if journal:
+        raise UsageError("-Y: a report does not log to the journal", "pipe the output instead")
+    filters = analysis.Filters(None, _ports(localport, "-L"), _ports(remoteport, "-D"))
+    o = analysis.LifeOptions(time, timestamp, wide, csv, filters)
+    _tcp_report(
+        trace,
+        fmt,
+        strict,
+        lambda tcp, clock: analysis.tcpstates(tcp, o, clock=clock),
+        analysis.tcpstates_columns(o),
+    )
+
+
+@report.command(
+    epilog="""\b
+examples:
+  bpfcap report tcpconnect t.parquet             # every active TCP open
+  bpfcap report tcpconnect t.parquet -t -U -L    # with seconds, uid and local port
+  bpfcap report tcpconnect t.parquet -c          # connects per destination"""
+)
+@click.argument("trace")
+@click.option("-t", "--timestamp", is_flag=True, help="Include a TIME(s) column.")
+@click.option("-U", "--print-uid", is_flag=True, help="Include a UID column.")
+@click.option("-L", "--lport", is_flag=True, help="Include the local port.")
+@click.option("-c", "--count", is_flag=True, help="Count connects per destination.")
+@click.option("-d", "--dns", is_flag=True, help="DNS names (not recordable).")
+@click.option("-p", "--pid", type=int, help="Only this process.")
+@click.option("-P", "--port", metavar="PORTS", help="Only these destination ports.")
+@click.option("-u", "--uid", type=int, help="Only this user id.")
+@_IPV4
+@_IPV6
+@_STRICT
+@_FORMAT
+def tcpconnect(
+    trace, fmt, strict, timestamp, print_uid, lport, count, dns, pid, port, uid, ipv4, ipv6
+):
+    """Trace active TCP connections (connect()), one line each, as tcpconnect prints
+    them. TRACE was recorded with -e tcp."""
+    from bpfcap.analyze import tcp as analysis
+    from bpfcap.formats.errors import UsageError
+
+    if dns:
+        raise UsageError(
+            "-d: DNS answers are not in the recording (no tracepoint sees them)", "drop -d"
+        )
+    filters = analysis.Filters(pid, (), _ports(port, "-P"), _family(ipv4, ipv6), uid)
+    o = analysis.ConnectOptions(timestamp, print_uid, lport, count, filters)
+    columns = analysis.COUNT_COLUMNS if count else analysis.tcpconnect_columns(o)
+    if count and fmt == "text":
+        sys.stdout.write("\n")  # BCC prints an empty line before the table
+        sys.stdout.flush()
+    _tcp_report(
+        trace, fmt, strict, lambda tcp, clock: analysis.tcpconnect(tcp, o, clock=clock), columns
+    )
+
+
+@report.command(
+    epilog="""\b
+examples:
+  bpfcap report tcpaccept t.parquet              # every passive TCP open
+  bpfcap report tcpaccept t.parquet -t -P 80,81  # local ports 80 and 81, with seconds"""
+)
+@click.argument("trace")
+@click.option("-T", "--time", is_flag=True, help="Include a TIME (HH:MM:SS) column.")
+@click.option("-t", "--timestamp", is_flag=True, help="Include a TIME(s) column.")
+@click.option("-p", "--pid", type=int, help="Only this process.")
+@click.option("-P", "--port", metavar="PORTS", help="Only these local ports.")
+@_IPV4
+@_IPV6
+@_STRICT
+@_FORMAT
+def tcpaccept(trace, fmt, strict, time, timestamp, pid, port, ipv4, ipv6):
+    """Trace passive TCP connections (accept()), one line each, as tcpaccept prints
+    them (PID: see `bpfcap.analyze.tcp`). TRACE was recorded with -e tcp."""
+    from bpfcap.analyze import tcp as analysis
+
+    filters = analysis.Filters(pid, _ports(port, "-P"), (), _family(ipv4, ipv6))
+    o = analysis.AcceptOptions(time, timestamp, filters)
+    _tcp_report(
+        trace,
+        fmt,
+        strict,
+        lambda tcp, clock: analysis.tcpaccept(tcp, o, clock=clock),
+        analysis.tcpaccept_columns(o),
+    )
+
+
 def _uid(user: str | None) -> int | None:
     """-u: a number, or a user name resolved on this machine (as BCC does on its host)."""
     if user is None:

@@ -166,8 +166,67 @@ RUNQ = EventType(
     ),
 )
 
+# include/net/tcp_states.h; 0 is not a state.
+TCP_STATES = (
+    "0",
+    "ESTABLISHED",
+    "SYN_SENT",
+    "SYN_RECV",
+    "FIN_WAIT1",
+    "FIN_WAIT2",
+    "TIME_WAIT",
+    "CLOSE",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "LISTEN",
+    "CLOSING",
+    "NEW_SYN_RECV",
+)
+NOT_KNOWN = 0xFFFFFFFFFFFFFFFF
+
+TCP = EventType(
+    name="tcp",
+    kind_id=8,
+    doc="A TCP socket changing state (sock:inet_sock_set_state); one row per change "
+    "(tcpstates; tcplife, tcpconnect and tcpaccept are rebuilt from them). The task is "
+    "the one current at the change: the socket's user in process context, possibly an "
+    "unrelated task when the change happens in softirq (as in BCC).",
+    hooks=(("sock:inet_sock_set_state",),),
+    fields=(
+        Field(
+            "sock",
+            "u64",
+            "Socket id: the kernel's socket address, scrambled with a key kept for the "
+            "recording only (no kernel address in the trace); the same for every change "
+            "of one socket, until it closes",
+        ),
+        Field("oldstate", "u8", "State before the change", enum=TCP_STATES),
+        Field("newstate", "u8", "State after the change", enum=TCP_STATES),
+        Field("family", "u16", "Address family: 2 (AF_INET) or 10 (AF_INET6)"),
+        Field("sport", "u16", "Local port (0 before it is chosen, e.g. at SYN_SENT)"),
+        Field("dport", "u16", "Remote port"),
+        Field("saddr", "u8[16]", "Local address (IPv4: the first 4 bytes)"),
+        Field("daddr", "u8[16]", "Remote address (IPv4: the first 4 bytes)"),
+        Field(
+            "rx_bytes",
+            "u64",
+            "At a change to CLOSE: tcp_sock.bytes_received (null elsewhere, or where the "
+            "kernel has no BTF to locate it)",
+            unit="bytes",
+            null_if=NOT_KNOWN,
+        ),
+        Field(
+            "tx_bytes",
+            "u64",
+            "At a change to CLOSE: tcp_sock.bytes_acked (null elsewhere, or without BTF)",
+            unit="bytes",
+            null_if=NOT_KNOWN,
+        ),
+    ),
+)
+
 # The registry: one line per type.
-EVENT_TYPES = (OPEN, EXEC, FORK, SYSCALL, SIGNAL, BIO, RUNQ)
+EVENT_TYPES = (OPEN, EXEC, FORK, SYSCALL, SIGNAL, BIO, RUNQ, TCP)
 BY_NAME = {t.name: t for t in EVENT_TYPES}
 BY_KIND_ID = {t.kind_id: t for t in EVENT_TYPES}
 DEFAULT_TYPES = tuple(t for t in EVENT_TYPES if t.default)

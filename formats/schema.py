@@ -29,6 +29,7 @@ _INT_TYPES = {
     "s64": (np.int64, pa.int64()),
 }
 _CHAR_RE = re.compile(r"^char\[(\d+)\](?:\[(\d+)\])?$")
+_BYTES_RE = re.compile(r"^u8\[(\d+)\]$")
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,10 @@ class Field:
     the member holding how many are used; stored as list<binary>). For a `char[N]`,
     `length` may name a member where the BPF code stores the string's length, which spares
     the decoder a scan for the NUL.
+    `u8[N]` is N raw bytes (addresses), stored as fixed-size binary.
     enum: for an integer code, the names it maps to (stored as a string column).
     boolean: an integer flag stored as a bool column.
+    null_if: an integer value that means "not known", stored as null.
     """
 
     name: str
@@ -53,6 +56,7 @@ class Field:
     count: str | None = None
     length: str | None = None
     column: bool = True
+    null_if: int | None = None
 
     @property
     def string_shape(self) -> tuple[int, ...] | None:
@@ -61,19 +65,30 @@ class Field:
             return None
         return (int(m.group(1)), int(m.group(2))) if m.group(2) else (int(m.group(1)),)
 
+    @property
+    def bytes_len(self) -> int | None:
+        m = _BYTES_RE.match(self.ctype)
+        return int(m.group(1)) if m else None
+
     def c_decl(self) -> str:
+        if self.bytes_len is not None:
+            return f"u8 {self.name}[{self.bytes_len}];"
         shape = self.string_shape
         if shape is None:
             return f"{self.ctype} {self.name};"
         return "char " + self.name + "".join(f"[{n}]" for n in shape) + ";"
 
     def numpy_type(self) -> tuple:
+        if self.bytes_len is not None:
+            return (self.name, np.uint8, (self.bytes_len,))
         shape = self.string_shape
         if shape is None:
             return (self.name, _INT_TYPES[self.ctype][0])
         return (self.name, np.uint8, shape)
 
     def arrow_type(self) -> pa.DataType:
+        if self.bytes_len is not None:
+            return pa.binary(self.bytes_len)
         shape = self.string_shape
         if shape is not None:
             return pa.binary() if len(shape) == 1 else pa.list_(pa.binary())

@@ -167,6 +167,37 @@ def runq_row(**kw: Any) -> dict[str, Any]:
     return _row("runq", defaults, kw)
 
 
+def ip4(text: str) -> bytes:
+    """An IPv4 address as tcp rows hold it: 4 bytes, then 12 zeros."""
+    import socket
+
+    return socket.inet_aton(text) + bytes(12)
+
+
+def tcp_row(**kw: Any) -> dict[str, Any]:
+    """A TCP state change CLOSE -> SYN_SENT of socket 0xabc by pid 1000 (curl), 1 s in,
+    127.0.0.1 -> 127.0.0.1:80."""
+    defaults = dict(
+        ts_ns=START_NS + S,
+        tgid=1000,
+        tid=kw.get("tgid", 1000),
+        uid=1000,
+        cpu=0,
+        comm=b"curl",
+        sock=0xABC,
+        oldstate="CLOSE",
+        newstate="SYN_SENT",
+        family=2,
+        sport=0,
+        dport=80,
+        saddr=ip4("127.0.0.1"),
+        daddr=ip4("127.0.0.1"),
+        rx_bytes=None,
+        tx_bytes=None,
+    )
+    return _row("tcp", defaults, kw)
+
+
 def table(rows: list[dict[str, Any]]) -> pa.Table:
     """Rows (of one kind) as a table in the full trace schema; absent columns are null."""
     cols = {}

@@ -80,6 +80,8 @@ def _random_batches(t, n: int, rng) -> tuple[list[bytes], np.ndarray]:
             ev[f.count] = rng.integers(0, f.string_shape[0] + 1, size=n)
         elif f.enum:
             ev[f.name] = rng.integers(0, len(f.enum), size=n)
+        elif f.null_if is not None:
+            ev[f.name][::3] = f.null_if  # "not known": null
     records = []
     for start in range(0, n, t.batch):
         chunk = ev[start : start + t.batch]
@@ -108,12 +110,14 @@ def test_decode_and_parquet_round_trip_is_lossless(t, tmp_path):
             want = [
                 [bytes(s).split(b"\0")[0] for s in r[:c]] for r, c in zip(ev[f.name], ev[f.count])
             ]
+        elif f.bytes_len:
+            want = [bytes(r) for r in ev[f.name]]
         elif f.enum:
-            want = [f.enum[i] for i in ev[f.name]]
+            want = [f.enum[i] if i < len(f.enum) else None for i in ev[f.name]]
         elif f.boolean:
             want = [bool(v) for v in ev[f.name]]
         else:
-            want = ev[f.name].tolist()
+            want = [None if v == f.null_if else v for v in ev[f.name].tolist()]
         assert col == want, f.name
     path = tmp_path / "t.parquet"
     write_table_file(path, [table], {"start_ns": 0})

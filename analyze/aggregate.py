@@ -165,3 +165,65 @@ class HistWindow:
     sections: list[tuple[object, np.ndarray]]
     total: int = 0
     count: int = 0
+
+
+# bpftrace's hist(): bucket 0 holds negative values, 1 holds 0, and 1 + k holds the
+# values of bit length k: 1, [2, 4), [4, 8), ... (its pow2 buckets).
+POW2_BUCKETS = 66
+
+
+def pow2_buckets(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """bpftrace's hist() bucket of each integer value (nulls dropped), as int64."""
+    v = pc.drop_null(values)
+    if isinstance(v, pa.ChunkedArray):
+        v = v.combine_chunks()
+    if not len(v):
+        return np.zeros(0, np.int64)
+    signed = pa.types.is_signed_integer(v.type)
+    arr = np.asarray(v.cast(pa.int64() if signed else pa.uint64()).to_numpy(zero_copy_only=False))
+    out = np.zeros(len(arr), dtype=np.int64)
+    pos = arr > 0
+    out[pos] = 1 + log2_slots(pa.array(arr[pos].astype(np.uint64)))
+    out[arr == 0] = 1
+    return out  # negative values stay in bucket 0
+
+
+def linear_buckets(values: pa.Array | pa.ChunkedArray, lo: int, hi: int, step: int) -> np.ndarray:
+    """bpftrace's lhist(v, lo, hi, step) bucket of each value: 0 below lo, 1 + (v - lo) //
+    step inside, the last (1 + ceil((hi - lo) / step)) at hi and above."""
+    v = pc.drop_null(values)
+    if isinstance(v, pa.ChunkedArray):
+        v = v.combine_chunks()
+    arr = np.asarray(v.cast(pa.float64()).to_numpy(zero_copy_only=False))
+    n = -(-(hi - lo) // step)
+    out = 1 + np.floor((arr - lo) / step).astype(np.int64)
+    out[arr < lo] = 0
+    out[arr >= hi] = n + 1
+    return out
+
+
+def keyed_hist(
+    chunks: Iterable[pa.Table], field: str, by: Sequence[str], buckets, n_buckets: int
+) -> dict[tuple, np.ndarray]:
+    """Bucket counts of `field` per distinct value of the `by` columns (one key, `()`,
+    without `by`): `buckets(array) -> int64 bucket per non-null value`."""
+    out: dict[tuple, np.ndarray] = {}
+    for t in chunks:
+        t = t.filter(pc.is_valid(t[field]))
+        if not t.num_rows:
+            continue
+        b = buckets(t[field])
+        if not by:
+            out.setdefault((), np.zeros(n_buckets, np.int64))
+            out[()] += np.bincount(b, minlength=n_buckets)
+            continue
+        g = (
+            pa.table({**{k: t[k] for k in by}, "_b": b})
+            .group_by([*by, "_b"])
+            .aggregate([([], "count_all")])
+        )
+        for row in g.to_pylist():
+            key = tuple(row[k] for k in by)
+            counts = out.setdefault(key, np.zeros(n_buckets, np.int64))
+            counts[row["_b"]] += row["count_all"]
+    return out

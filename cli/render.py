@@ -338,3 +338,54 @@ def log2_windows_text(
                 f"count: {w.count}\n\n"
             )
     return "".join(out)
+
+
+def _bt_value(v: Any) -> str:
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "backslashreplace")
+    return "" if v is None else str(v)
+
+
+def bpftrace_map_text(name: str, rows: Sequence[tuple[Sequence[Any], int]]) -> str:
+    """bpftrace's print of a count() map: `@name[k1, k2]: value` per key, smallest value
+    first (bpftrace sorts maps by value when printing)."""
+    ordered = sorted(rows, key=lambda kv: kv[1])
+    return "".join(
+        f"@{name}[{', '.join(_bt_value(k) for k in key)}]: {count}\n" for key, count in ordered
+    )
+
+
+def _pow2_label(power: int) -> str:
+    for bits, suffix in ((60, "E"), (50, "P"), (40, "T"), (30, "G"), (20, "M"), (10, "K")):
+        if power >= bits:
+            return f"{1 << (power - bits)}{suffix}"
+    return str(1 << power)
+
+
+def bpftrace_hist_text(
+    title: str, counts: Sequence[int], linear: tuple[int, int, int] | None = None
+) -> str:
+    """bpftrace's print of one hist() (pow2 buckets, analyze.aggregate.pow2_buckets) or
+    lhist(lo, hi, step) (linear_buckets): `@title:`, then one line per bucket from the
+    first to the last non-empty one: the label left-justified to 16, the count
+    right-justified to 8, and a bar of up to 52 `@`; then an empty line."""
+    used = [i for i, c in enumerate(counts) if c]
+    lines = [f"@{title}:"]
+    if used:
+        top = max(counts)
+        for i in range(used[0], used[-1] + 1):
+            if linear is None:
+                label = (
+                    "(..., 0)" if i == 0 else "[0]" if i == 1 else "[1]" if i == 2
+                    else f"[{_pow2_label(i - 2)}, {_pow2_label(i - 1)})"
+                )  # fmt: skip
+            else:
+                lo, hi, step = linear
+                last = len(counts) - 1
+                label = (
+                    f"(..., {lo})" if i == 0 else f"[{hi}, ...)" if i == last
+                    else f"[{lo + (i - 1) * step}, {min(lo + i * step, hi)})"
+                )  # fmt: skip
+            bar = "@" * (int(counts[i]) * 52 // int(top))
+            lines.append(f"{label:<16}{int(counts[i]):>8} |{bar:<52}|")
+    return "\n".join(lines) + "\n\n"

@@ -506,6 +506,189 @@ def runqlat(trace: str, strict: bool, timestamp: bool, pidnss: bool, **flags: An
     _warn(t, ["runq"], strict, windows=[(start_ns, end_ns + 1)])
 
 
+def _selection(t: Trace, event: str | None, fields: list[str], where: str | None):
+    """The kinds whose rows have every field in `fields` and `where` (only `event` if
+    given), the columns to read, and the --where expression."""
+    from bpfcap.analyze.where import compile_where
+    from bpfcap.formats.errors import UsageError
+    from bpfcap.formats.events import BY_NAME, EVENT_TYPES, SCHEMA
+
+    expr, used = compile_where(where, SCHEMA) if where else (None, set())
+    unknown = [f for f in fields if f not in SCHEMA.names]
+    if unknown:
+        raise UsageError(
+            f"no column {', '.join(unknown)}", "`bpfcap info --types` lists each type's columns"
+        )
+    if event is not None and event not in BY_NAME:
+        raise UsageError(f"unknown event type {event}", f"choose from {', '.join(BY_NAME)}")
+    need = set(fields) | used
+    kinds = [
+        k.name
+        for k in EVENT_TYPES
+        if (event is None or k.name == event) and need <= {"kind"} | {f.name for f in k.columns}
+    ]
+    if not kinds:
+        raise UsageError(
+            f"no event type has all of {', '.join(sorted(need))}",
+            "`bpfcap info --types` lists each type's columns",
+        )
+    columns = sorted(need - {"kind"})
+    return kinds, columns, expr
+
+
+def _rows(t: Trace, kinds: list[str], columns: list[str], expr: Any, what: str):
+    """Chunks of the rows of `kinds` (with a `kind` column), --where applied."""
+    import pyarrow as pa
+
+    groups = {k: t.row_groups(k) for k in kinds}
+    total = sum(len(g) for g in groups.values())
+
+    def chunks():
+        for k in kinds:
+            for chunk in t.batches(k, columns, groups[k]):
+                chunk = chunk.append_column("kind", pa.array([k] * chunk.num_rows, pa.string()))
+                yield chunk.filter(expr) if expr is not None else chunk
+
+    return _progress(chunks(), total, what)
+
+
+@report.command(
+    epilog="""\b
+examples:
+  bpfcap report count t.parquet --by comm              # events per command
+  bpfcap report count t.parquet --by kind              # events per type
+  bpfcap report count t.parquet -e open --by path --where 'ret < 0' --top 10
+  bpfcap report count t.parquet --by comm,nr --where 'kind == "syscall"'"""
+)
+@click.argument("trace")
+@click.option(
+    "--by",
+    "by",
+    required=True,
+    metavar="FIELD[,FIELD...]",
+    help="Count per value of these columns.",
+)
+@click.option("-e", "--event", metavar="TYPE", help="Only this event type.")
+@click.option("--where", metavar="EXPR", help="Only rows where EXPR holds (see below).")
+@click.option("--top", type=click.IntRange(min=1), metavar="N", help="Only the N largest counts.")
+@_STRICT
+@_FORMAT
+def count(
+    trace: str,
+    fmt: str,
+    strict: bool,
+    by: str,
+    event: str | None,
+    where: str | None,
+    top: int | None,
+) -> None:
+    """Count events per key, printed as bpftrace prints a count() map (`@[key]: N`,
+    smallest first). Rows of every event type that has the --by and --where columns
+    are counted. EXPR: comparisons (== != < <= > >= ~ in) of columns with numbers and
+    quoted strings, joined by and/or/not, e.g. 'ret < 0 and comm ~ "^ba"'."""
+    from bpfcap.analyze.aggregate import count as count_rows
+    from bpfcap.cli.render import bpftrace_map_text
+    from bpfcap.formats.trace import open_trace
+
+    keys = [k.strip() for k in by.split(",") if k.strip()]
+    t = open_trace(trace)
+    kinds, columns, expr = _selection(t, event, keys, where)
+    table = count_rows(_rows(t, kinds, columns, expr, "count"), keys)
+    if top is not None:
+        table = table.slice(0, top)
+    out = sys.stdout.buffer
+    if fmt == "text":
+        rows = list(zip(zip(*(table[k].to_pylist() for k in keys)), table["count"].to_pylist()))
+        out.write(bpftrace_map_text("", rows).encode())
+    else:
+        _write(table, (), fmt, out)
+    out.flush()
+    _warn(t, kinds, strict)
+
+
+@report.command(
+    epilog="""\b
+examples:
+  bpfcap report hist t.parquet -e open --field lat_ns     # power-of-2 buckets
+  bpfcap report hist t.parquet -e bio --field bytes --by comm
+  bpfcap report hist t.parquet -e syscall --field ret --linear 0,100,10"""
+)
+@click.argument("trace")
+@click.option("--field", required=True, metavar="FIELD", help="The integer column to bucket.")
+@click.option(
+    "--by", "by", metavar="KEY[,KEY...]", help="One histogram per value of these columns."
+)
+@click.option("-e", "--event", metavar="TYPE", help="Only this event type.")
+@click.option("--where", metavar="EXPR", help="Only rows where EXPR holds (as in count).")
+@click.option("--linear", metavar="MIN,MAX,STEP", help="Linear buckets, as bpftrace's lhist().")
+@_STRICT
+@_FORMAT
+def hist(
+    trace: str,
+    fmt: str,
+    strict: bool,
+    field: str,
+    by: str | None,
+    event: str | None,
+    where: str | None,
+    linear: str | None,
+) -> None:
+    """Histogram of an integer column, printed as bpftrace prints hist() (power-of-2
+    buckets) or lhist() (--linear), one per --by key."""
+    from functools import partial
+
+    import pyarrow as pa
+
+    from bpfcap.analyze import aggregate
+    from bpfcap.cli.render import bpftrace_hist_text
+    from bpfcap.formats.errors import UsageError
+    from bpfcap.formats.events import SCHEMA
+    from bpfcap.formats.trace import open_trace
+
+    keys = [k.strip() for k in (by or "").split(",") if k.strip()]
+    if field in SCHEMA.names and not pa.types.is_integer(SCHEMA.field(field).type):
+        raise UsageError(f"--field {field}: not an integer column")
+    lin = None
+    if linear is not None:
+        try:
+            lo, hi, step = (int(x) for x in linear.split(","))
+        except ValueError as e:
+            raise UsageError(f"--linear {linear}: three integers MIN,MAX,STEP") from e
+        if step <= 0 or hi <= lo:
+            raise UsageError(f"--linear {linear}: MAX must exceed MIN and STEP be positive")
+        lin = (lo, hi, step)
+        buckets = partial(aggregate.linear_buckets, lo=lo, hi=hi, step=step)
+        n = 2 + -(-(hi - lo) // step)
+    else:
+        buckets, n = aggregate.pow2_buckets, aggregate.POW2_BUCKETS
+    t = open_trace(trace)
+    kinds, columns, expr = _selection(t, event, [field, *keys], where)
+    hists = aggregate.keyed_hist(_rows(t, kinds, columns, expr, "hist"), field, keys, buckets, n)
+    out = sys.stdout.buffer
+    ordered = sorted(hists.items(), key=lambda kv: tuple(str(k) for k in kv[0]))
+    if fmt == "text":
+        from bpfcap.cli.render import _bt_value
+
+        for key, counts in ordered:
+            title = field + (f"[{', '.join(_bt_value(k) for k in key)}]" if keys else "")
+            out.write(bpftrace_hist_text(title, counts.tolist(), lin).encode())
+    else:
+        rows = [
+            {**dict(zip(keys, key)), "bucket": i, "count": int(c)}
+            for key, counts in ordered
+            for i, c in enumerate(counts)
+            if c
+        ]
+        _write(
+            pa.Table.from_pylist(rows) if rows else pa.table({"bucket": [], "count": []}),
+            (),
+            fmt,
+            out,
+        )
+    out.flush()
+    _warn(t, kinds, strict)
+
+
 def _ports(text: str | None, flag: str) -> tuple[int, ...]:
     if not text:
         return ()

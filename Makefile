@@ -23,6 +23,7 @@ demo: setup
 	@scripts/demo
 
 test: setup
+	@scripts/setup-host --tests
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 

@@ -201,7 +201,7 @@ def _table(rows: list[dict], columns: tuple[OutputColumn, ...], clock: dict[str,
             data[c.name].append(
                 str(v) if isinstance(v, int) and c.fmt.rstrip(", ").endswith("s") else v
             )
-    types = {"comm": pa.binary(), "pid": pa.int64(), "uid": pa.int64()}
+    types = {"comm": pa.binary(), "pid": pa.int64(), "uid": pa.int64(), "skaddr": pa.uint64()}
     return pa.table({n: pa.array(v, types.get(n)) for n, v in data.items()})
 
 
@@ -276,10 +276,7 @@ def tcpstates(tcp: pa.Table, o: LifeOptions, *, clock: dict[str, Any]) -> pa.Tab
             last.pop(sk, None)
         else:
             last[sk] = c["ts_ns"]
-    t = _table(rows, tcpstates_columns(o), clock)
-    if "skaddr" in t.column_names:
-        t = t.set_column(t.column_names.index("skaddr"), "skaddr", t["skaddr"].cast(pa.uint64()))
-    return t
+    return _table(rows, tcpstates_columns(o), clock)
 
 
 # -- tcpconnect ------------------------------------------------------------------------

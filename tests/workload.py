@@ -7,6 +7,15 @@ Opens DIR/bpfcap-wl-TAG-ok (which must exist) OK_OPENS times and
 DIR/bpfcap-wl-TAG-missing MISSING_OPENS times, execs `/bin/true bpfcap-wl-TAG-exec-I`
 EXECS times and the missing /nonexistent/bpfcap-wl-TAG FAILED_EXECS times. Prints
 `pid=N` first.
+
+    python tests/workload.py kernel DIR
+
+The kernel components' workload (issue 4), as the task `bpfcap-wl4`: GETPPIDS getppid()
+calls; KILLS kill(child, SIGUSR1); DIRECT_WRITES O_DIRECT 4 KiB writes to a file in DIR
+(which must be on a block device), each followed by fsync; TCP_CONNECTIONS loopback TCP
+connections; two CPU-bound processes (`bpfcap-wl4-spin`) pinned to one CPU for run-queue
+waits. Prints `key=value` lines: pid, child, port, spinners, extents (the file's
+[first sector, sectors] on its whole disk).
 """
 
 from __future__ import annotations
@@ -67,7 +76,140 @@ def run(tag: str, delay: float, wait_stdin: bool, comm: str | None = None) -> No
             pass
 
 
+GETPPIDS = 4111
+KILLS = 7
+DIRECT_WRITES = 37
+TCP_CONNECTIONS = 13
+COMM = "bpfcap-wl4"
+SPIN_COMM = "bpfcap-wl4-spin"
+SPIN_S = 0.3
+
+
+def _extents(fd: int) -> list[tuple[int, int]]:
+    """[first sector, sectors] of the file's data on its whole disk (FIEMAP, plus the
+    partition's start when the file system is on a partition)."""
+    import fcntl
+    import struct
+
+    n = 16
+    buf = bytearray(struct.pack("=QQLLLL", 0, 2**64 - 1, 1, 0, n, 0) + bytes(56 * n))
+    fcntl.ioctl(fd, 0xC020660B, buf)  # FS_IOC_FIEMAP, FIEMAP_FLAG_SYNC
+    mapped = struct.unpack_from("=L", buf, 20)[0]
+    dev = os.fstat(fd).st_dev
+    start = f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}/start"
+    offset = int(open(start).read()) if os.path.exists(start) else 0
+    out = []
+    for i in range(mapped):
+        _log, phys, length = struct.unpack_from("=QQQ", buf, 32 + 56 * i)
+        out.append((offset + phys // 512, length // 512))
+    return out
+
+
+def _signals() -> int:
+    """KILLS SIGUSR1 to a child that waits on a pipe; returns the child's pid."""
+    import signal
+
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        signal.signal(signal.SIGUSR1, lambda *_: None)
+        os.close(w)
+        os.read(r, 1)  # interrupted by each signal, retried (PEP 475)
+        os._exit(0)
+    os.close(r)
+    time.sleep(0.05)  # the child installs its handler
+    for _ in range(KILLS):
+        os.kill(child, signal.SIGUSR1)
+    os.write(w, b"x")
+    os.waitpid(child, 0)
+    return child
+
+
+def _direct_writes(directory: str) -> list[tuple[int, int]]:
+    import mmap
+
+    path = os.path.join(directory, f"bpfcap-wl4-{os.getpid()}.bin")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_DIRECT, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, DIRECT_WRITES * 4096)
+        os.fsync(fd)
+        buf = mmap.mmap(-1, 4096)  # page-aligned, as O_DIRECT needs
+        buf.write(b"b" * 4096)
+        for i in range(DIRECT_WRITES):
+            os.pwrite(fd, buf, i * 4096)
+            os.fsync(fd)
+        return _extents(fd)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+def _tcp() -> int:
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(TCP_CONNECTIONS)
+    port = srv.getsockname()[1]
+
+    def serve() -> None:
+        for _ in range(TCP_CONNECTIONS):
+            conn, _ = srv.accept()
+            conn.recv(4096)
+            conn.sendall(b"s" * 5000)
+            conn.close()
+
+    t = threading.Thread(target=serve)
+    t.start()
+    for _ in range(TCP_CONNECTIONS):
+        c = socket.create_connection(("127.0.0.1", port))
+        c.sendall(b"c" * 3000)
+        while c.recv(65536):
+            pass
+        c.close()
+    t.join()
+    srv.close()
+    return port
+
+
+def _spinners() -> list[int]:
+    cpu = max(os.sched_getaffinity(0))
+    pids = []
+    for _ in range(2):
+        pid = os.fork()
+        if pid == 0:
+            set_comm(SPIN_COMM)
+            os.sched_setaffinity(0, {cpu})
+            end = time.monotonic() + SPIN_S
+            while time.monotonic() < end:
+                pass
+            os._exit(0)
+        pids.append(pid)
+    for pid in pids:
+        os.waitpid(pid, 0)
+    return pids
+
+
+def kernel(directory: str) -> None:
+    set_comm(COMM)
+    print(f"pid={os.getpid()}", flush=True)
+    for _ in range(GETPPIDS):
+        os.getppid()
+    print(f"child={_signals()}", flush=True)
+    print(f"extents={_extents_text(_direct_writes(directory))}", flush=True)
+    print(f"port={_tcp()}", flush=True)
+    print(f"spinners={','.join(map(str, _spinners()))}", flush=True)
+
+
+def _extents_text(extents: list[tuple[int, int]]) -> str:
+    return ";".join(f"{a}+{n}" for a, n in extents)
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "kernel":
+        kernel(sys.argv[2])
+        return
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=["run"])
     ap.add_argument("tag")

@@ -51,9 +51,10 @@ def session(sk, t0, pid, comm, lport, rport, *, rx, tx, span_us, passive=False, 
 
 
 TELNET = dict(sock=2, tgid=1479, comm=b"telnet", dport=23)
+HIGH = 0xFFFF_8000_1234_5678  # socket ids are scrambled addresses: any u64
 ROWS = (
     # BCC's tcplife example: recordProg 22597, 127.0.0.1:46644 -> 28527, 1 KiB received.
-    session(1, T0, 22597, b"recordProg", 46644, 28527, rx=1024, tx=0, span_us=230 - 1)
+    session(HIGH, T0, 22597, b"recordProg", 46644, 28527, rx=1024, tx=0, span_us=230 - 1)
     # telnet 1479 -> 127.0.0.1:23 at 2 s (still open at the end: no tcplife row).
     + [tcp_row(ts_ns=T0 + S, **TELNET)]
     + [
@@ -123,6 +124,8 @@ def test_tcplife(trace, capsysbinary) -> None:
 
 
 def test_tcpstates(trace, capsysbinary) -> None:
+    _, out, _ = run(capsysbinary, "tcpstates", trace, "-L", "46644")
+    assert out.splitlines()[1].startswith("ffff800012345678 22597 recordProg ")
     _, out, _ = run(capsysbinary, "tcpstates", trace, "-D", "23")
     assert out.splitlines() == [
         "SKADDR           C-PID C-COMM     LADDR           LPORT RADDR           RPORT "

@@ -1,0 +1,130 @@
+"""Issue 4 end to end: the kernel components' workload (tests/workload.py kernel) recorded
+with `-- COMMAND`, every report checked for exact counts, and the same run counted by
+Debian's bpftrace on the same tracepoints (started first, stopped last)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import workload
+from e2e import BPFCAP, bpfcap
+
+# What bpftrace counts, on the tracepoints bpfcap records from.
+BPFTRACE = r"""
+tracepoint:raw_syscalls:sys_exit /comm == "COMM" && args->id == 110/ { @getppid = count(); }
+tracepoint:syscalls:sys_enter_kill /comm == "COMM" && args->sig == 10/ { @kills = count(); }
+tracepoint:block:block_io_start /comm == "COMM" && args->bytes == 4096 && args->rwbs == "WS"/
+{ @direct = count(); }
+tracepoint:sock:inet_sock_set_state
+/args->protocol == 6 && args->oldstate == 7 && args->newstate == 2 && comm == "COMM"/
+{ @connects = count(); }
+tracepoint:sched:sched_switch /strncmp(args->next_comm, "COMM", LEN) == 0/
+{ @runs[args->next_pid] = count(); }
+""".replace("COMM", workload.COMM).replace("LEN", str(len(workload.COMM)))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    if shutil.which("bpftrace") is None:
+        pytest.fail("bpftrace is missing: `scripts/setup-host --tests` installs it")
+    out = tmp_path_factory.mktemp("k4") / "k.parquet"
+    bt = subprocess.Popen(
+        ["bpftrace", "-e", BPFTRACE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while "Attaching" not in (bt.stdout.readline() if bt.stdout else ""):
+            assert bt.poll() is None and time.monotonic() < deadline, bt.stderr.read()
+        # A directory on a block device (not tmpfs) for the O_DIRECT writes.
+        r = subprocess.run(
+            [BPFCAP, "record", "-e", "syscall,signal,bio,tcp,runq", "--syscall", "getppid",
+             "-o", out, "--", sys.executable, workload.__file__, "kernel", "/var/tmp"],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+    finally:
+        bt.send_signal(signal.SIGINT)
+        counted, _ = bt.communicate(timeout=60)
+    facts = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+    maps = {m[0]: int(m[1]) for m in re.findall(r"^@(\w+(?:\[\d+\])?): (\d+)$", counted, re.M)}
+    return {"trace": out, "facts": facts, "bpftrace": maps, "stderr": r.stderr}
+
+
+def report(run: dict, *args: str) -> list[str]:
+    return bpfcap("report", args[0], run["trace"], *args[1:]).stdout.decode().splitlines()
+
+
+def test_nothing_lost(run) -> None:
+    assert re.search(r"Wrote \S+ \(\d+ events, 0 lost\)", run["stderr"]), run["stderr"]
+
+
+def test_syscount_and_bpftrace_count_4111_getppid(run) -> None:
+    lines = report(run, "syscount", "--syscall", "getppid")
+    assert lines[2:4] == ["SYSCALL                   COUNT", "getppid                    4111"]
+    lines = report(run, "syscount", "-P", "-p", run["facts"]["pid"])
+    assert lines[3].split() == [run["facts"]["pid"], workload.COMM, "4111"]
+    assert run["bpftrace"]["getppid"] == workload.GETPPIDS == 4111
+
+
+def test_killsnoop_shows_the_7_signals(run) -> None:
+    rows = [ln.split() for ln in report(run, "killsnoop")[1:]]
+    want = [run["facts"]["pid"], workload.COMM, "10", run["facts"]["child"], "0"]
+    assert [r[1:] for r in rows] == [want] * 7
+    assert run["bpftrace"]["kills"] == workload.KILLS == 7
+
+
+def test_biosnoop_shows_the_37_direct_writes(run) -> None:
+    first, n = (int(x) for x in run["facts"]["extents"].split(";")[0].split("+"))
+    assert n >= 37 * 8, run["facts"]["extents"]  # one extent holds the file
+    rows = [ln.split() for ln in report(run, "biosnoop")[1:]]
+    mine = [r for r in rows if first <= int(r[5]) < first + n and r[4] == "W"]
+    assert len(mine) == workload.DIRECT_WRITES == 37
+    assert {(r[1], r[2], r[6]) for r in mine} == {(workload.COMM, run["facts"]["pid"], "4096")}
+    where = f"sector >= {first} and sector < {first + n} and rwbs == 'WS'"
+    assert report(run, "count", "-e", "bio", "--by", "bytes", "--where", where) == ["@[4096]: 37"]
+    assert run["bpftrace"]["direct"] == 37
+    # biolatency counts every request: its histogram sums to biosnoop's rows.
+    hist = report(run, "biolatency")
+    counts = [int(ln.split(":")[1].split("|")[0]) for ln in hist if "->" in ln]
+    assert sum(counts) == len(rows)
+
+
+def test_tcp_reports_show_the_13_connections(run) -> None:
+    port = run["facts"]["port"]
+    connects = [ln.split() for ln in report(run, "tcpconnect")[1:]]
+    assert [(r[0], r[1], r[5]) for r in connects] == [
+        (run["facts"]["pid"], workload.COMM, port)
+    ] * 13
+    accepts = [ln.split() for ln in report(run, "tcpaccept")[1:]]
+    assert [r[6] for r in accepts] == [port] * 13
+    sessions = [ln.split() for ln in report(run, "tcplife")[1:]]
+    assert len([r for r in sessions if r[3] == port]) == 13  # server ends
+    assert len([r for r in sessions if r[5] == port]) == 13  # client ends
+    # Bytes at close, from the kernel's BTF: the client sent 3000 and received 5000.
+    assert {(r[6], r[7]) for r in sessions if r[5] == port} == {("2", "4")}
+    states = report(run, "tcpstates")
+    assert len([ln for ln in states if "CLOSE       -> SYN_SENT" in ln]) == 13
+    assert run["bpftrace"]["connects"] == 13
+
+
+def test_runqlat_counts_every_run_of_the_spinners(run) -> None:
+    """Each time a spinner got the CPU ends one wait (after its creation, a preemption
+    or a wakeup): runqlat's histograms per thread sum to bpftrace's switch-in counts."""
+    lines = report(run, "runqlat", "-L")
+    per_tid: dict[str, int] = {}
+    tid = None
+    for ln in lines:
+        if ln.startswith("tid = "):
+            tid = ln.split()[-1]
+        elif "->" in ln and tid is not None:
+            per_tid[tid] = per_tid.get(tid, 0) + int(ln.split(":")[1].split("|")[0])
+    for pid in run["facts"]["spinners"].split(","):
+        assert per_tid[pid] == run["bpftrace"][f"runs[{pid}]"] > 10  # they preempt each other
+    rows = report(run, "count", "-e", "runq", "--by", "reason", "--where", f"tid == {pid}")
+    assert "@[preempt]" in "".join(rows)

@@ -34,9 +34,12 @@ lint: setup
 # Record the sample trace of the current format (needs root); see sample-traces/README.md.
 # Samples of released formats are never re-recorded: they are what old files look like.
 SAMPLE := sample-traces/v$(shell $(PY) -c 'from bpfcap.formats.trace import FORMAT_VERSION as v; print(v)' 2>/dev/null)-open-exec.parquet
+KERNEL_SAMPLE := $(subst open-exec,kernel,$(SAMPLE))
 sample: setup
 	touch /tmp/bpfcap-wl-sample-ok
 	$(VENV)/bin/bpfcap record -o $(SAMPLE) -- $(PY) tests/workload.py run sample
+	$(VENV)/bin/bpfcap record -e all --syscall getppid -o $(KERNEL_SAMPLE) -- \
+	    $(PY) tests/workload.py kernel /var/tmp
 
 clean:
 	rm -rf $(VENV) build *.egg-info out

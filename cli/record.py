@@ -9,7 +9,8 @@ import click
 
 EPILOG = """\b
 examples:
-  sudo bpfcap record -d 10                   # 10 s, every event type, system-wide
+  sudo bpfcap record -d 10                   # 10 s, system-wide, every type but syscall
+  sudo bpfcap record -e all --syscall read,write -d 5   # with read and write calls
   sudo bpfcap record -e open -p 181 -o x.parquet
   sudo bpfcap record -n nginx -d 30           # only tasks named nginx (filtered in kernel)
   sudo bpfcap record -- make -j2             # a command and its descendants, until it exits
@@ -22,7 +23,8 @@ examples:
     "--events",
     "events",
     metavar="EVENTS",
-    help="Comma list of event types (default: all but syscall). See `bpfcap info --types`.",
+    help="Comma list of event types, or all (default: all but syscall). "
+    "See `bpfcap info --types`.",
 )
 @click.option("-d", "--duration", type=float, metavar="SECONDS", help="Stop after SECONDS.")
 @click.option("-p", "--pid", type=int, metavar="PID", help="Record only this process (in kernel).")
@@ -71,7 +73,9 @@ def record(
     from bpfcap.formats.events import BY_NAME, DEFAULT_TYPES, EVENT_TYPES
 
     types = DEFAULT_TYPES
-    if events:
+    if events == "all":
+        types = EVENT_TYPES
+    elif events:
         names = [n.strip() for n in events.split(",") if n.strip()]
         unknown = [n for n in names if n not in BY_NAME]
         if unknown or not names:

@@ -86,8 +86,9 @@ examples:
     metavar="O_FLAG",
     help="Only opens with this flag set (repeatable: any of them).",
 )
+@_STRICT
 @_FORMAT
-def opensnoop(trace: str, fmt: str, **flags: Any) -> None:
+def opensnoop(trace: str, fmt: str, strict: bool, **flags: Any) -> None:
     """Trace open() syscalls: one line per open(2), openat(2) or openat2(2), as opensnoop
     prints it. TRACE is a trace file or segment directory."""
     from bpfcap.analyze import opensnoop as analysis
@@ -126,7 +127,7 @@ def opensnoop(trace: str, fmt: str, **flags: Any) -> None:
             out,
         )
     out.flush()
-    _warn(t, ["open"])
+    _warn(t, ["open"], strict)
 
 
 @report.command(
@@ -168,8 +169,9 @@ examples:
 )
 @click.option("-C", "--print-cpu", is_flag=True, help="Include a CPU column.")
 @click.option("-M", "--print-pcomm", is_flag=True, help="Include the parent's COMM.")
+@_STRICT
 @_FORMAT
-def execsnoop(trace: str, fmt: str, user: str | None, **flags: Any) -> None:
+def execsnoop(trace: str, fmt: str, strict: bool, user: str | None, **flags: Any) -> None:
     """Trace exec() syscalls: one line per execve(2) or execveat(2), as execsnoop prints
     it. TRACE is a trace file or segment directory."""
     from bpfcap.analyze import execsnoop as analysis
@@ -186,7 +188,7 @@ def execsnoop(trace: str, fmt: str, user: str | None, **flags: Any) -> None:
         processes=t.meta.get("processes", []),
     )
     _render(table, analysis.COLUMNS, fmt)
-    _warn(t, ["exec", "fork"])
+    _warn(t, ["exec", "fork"], strict)
 
 
 @report.command(

@@ -17,6 +17,7 @@ from bpfcap.formats.trace import FORMAT_VERSION, KEY_META, KEY_VERSION, open_tra
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((ROOT / "sample-traces").glob("v*-*.parquet"))
 V1 = ROOT / "sample-traces" / "v1-open-exec.parquet"
+V1_KERNEL = ROOT / "sample-traces" / "v1-kernel.parquet"
 BPFCAP = str(Path(sys.executable).parent / "bpfcap")
 sys.path.insert(0, str(ROOT / "tests"))
 import workload  # noqa: E402
@@ -47,6 +48,24 @@ def test_v1_sample_exact_counts():
     execs = bpfcap("report", "execsnoop", "-x", V1).stdout.splitlines()
     assert sum(p["exec_arg"] in ln for ln in execs) == workload.EXECS
     assert sum(p["bad_exec"] in ln for ln in execs) == workload.FAILED_EXECS
+
+
+def test_v1_kernel_sample_exact_counts():
+    """The kernel components' workload (tests/workload.py kernel), recorded in v1."""
+    lines = bpfcap("report", "syscount", V1_KERNEL).stdout.splitlines()
+    assert lines[3].split() == ["getppid", str(workload.GETPPIDS)]
+    kills = bpfcap("report", "killsnoop", V1_KERNEL).stdout.splitlines()[1:]
+    assert [ln.split()[3] for ln in kills] == ["10"] * workload.KILLS
+    where = f'comm == "{workload.COMM}" and rwbs == "WS"'
+    r = bpfcap("report", "count", V1_KERNEL, "-e", "bio", "--by", "bytes", "--where", where)
+    assert r.stdout == f"@[4096]: {workload.DIRECT_WRITES}\n"
+    connects = bpfcap("report", "tcpconnect", V1_KERNEL).stdout.splitlines()[1:]
+    accepts = bpfcap("report", "tcpaccept", V1_KERNEL).stdout.splitlines()[1:]
+    lives = bpfcap("report", "tcplife", V1_KERNEL).stdout.splitlines()[1:]
+    assert len(connects) == len(accepts) == workload.TCP_CONNECTIONS
+    assert len(lives) == 2 * workload.TCP_CONNECTIONS
+    runq = bpfcap("report", "runqlat", V1_KERNEL, "-P").stdout
+    assert runq.count("pid = ") >= 3  # the workload and its two spinners at least
 
 
 STOCK = """

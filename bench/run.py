@@ -121,7 +121,7 @@ def run_with(recorder: str, kind: str, n: int, tps: list[str]) -> Run:
         return Run(secs, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024)
     if recorder == "bpfcap":
         path = OUT / f"bpfcap-{kind}.parquet"
-        ev = "open" if kind == "open" else "exec"
+        ev = {"open": "open", "exec": "exec", "getppid": "syscall"}[kind]
         p = subprocess.Popen(
             [VENV / "bpfcap", "record", "-e", ev, "-o", path, "--force"], stderr=subprocess.PIPE
         )
@@ -229,6 +229,7 @@ def bench(kind: str, n: int, tp_events: int, recorders: list[str], runs: int) ->
     tps = {
         "open": ["syscalls:sys_enter_openat", "syscalls:sys_exit_openat"],
         "exec": ["syscalls:sys_enter_execve", "syscalls:sys_exit_execve"],
+        "getppid": ["raw_syscalls:sys_enter", "raw_syscalls:sys_exit"],
     }[kind]
     results: dict[str, list[Run]] = {r: [] for r in recorders}
     base: list[Run] = []
@@ -332,7 +333,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--opens", type=int, default=2_000_000)
     ap.add_argument("--execs", type=int, default=3_000)
+    ap.add_argument("--getppids", type=int, default=3_000_000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument(
+        "--workloads",
+        default="open,exec,getppid",
+        help="comma list of open, exec, getppid (the syscall storm)",
+    )
     ap.add_argument("--no-peers", action="store_true", help="only baseline, floor, bpfcap")
     ap.add_argument(
         "--long",
@@ -351,15 +358,28 @@ def main() -> None:
         return
     notes = setup(not a.no_peers)
     peers = [] if a.no_peers or notes else ["trace-cmd", "perf"]
-    opens = bench("open", a.opens, 2 * a.opens, ["floor", "bpfcap", *peers], a.runs)
-    execs = bench("exec", a.execs, 2 * a.execs, ["floor", "bpfcap"], a.runs)
+    wanted = a.workloads.split(",")
+    results: dict = {}
+    if "open" in wanted:
+        results["open"] = bench("open", a.opens, 2 * a.opens, ["floor", "bpfcap", *peers], a.runs)
+    if "exec" in wanted:
+        results["exec"] = bench("exec", a.execs, 2 * a.execs, ["floor", "bpfcap"], a.runs)
+    if "getppid" in wanted:
+        # raw_syscalls system-wide: every syscall of every process (the recorders' own too,
+        # except bpfcap's, which it never records).
+        results["getppid"] = bench(
+            "getppid", a.getppids, 2 * a.getppids, ["floor", "bpfcap", *peers], a.runs
+        )
     reports = {}
     trace = OUT / "bpfcap-open.parquet"
-    reports["bpfcap report opensnoop"] = timed([VENV / "bpfcap", "report", "opensnoop", trace])
-    if "trace-cmd" in peers:
-        reports["trace-cmd report"] = timed(["trace-cmd", "report", "-i", OUT / "trace-cmd.dat"])
-    if "perf" in peers:
-        reports["perf script"] = timed(["perf", "script", "-i", OUT / "perf.data"])
+    if "open" in wanted:
+        reports["bpfcap report opensnoop"] = timed([VENV / "bpfcap", "report", "opensnoop", trace])
+        if "trace-cmd" in peers:
+            reports["trace-cmd report"] = timed(
+                ["trace-cmd", "report", "-i", OUT / "trace-cmd.dat"]
+            )
+        if "perf" in peers:
+            reports["perf script"] = timed(["perf", "script", "-i", OUT / "perf.data"])
 
     print(
         f"# bpfcap bench, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
@@ -367,18 +387,24 @@ def main() -> None:
     )
     for n in notes:
         print(f"note: {n}")
-    print_table(f"openat+close storm, {a.opens:,} calls", opens)
-    print_table(f"fork+exec storm, {a.execs:,} execs", execs)
-    print("\n## file to text (same traces as above)")
-    print("| command | seconds | peak RSS MB |")
-    print("|---|---|---|")
-    for name, (secs, rss) in reports.items():
-        print(f"| {name} | {secs:.2f} | {rss} |")
+    titles = {
+        "open": f"openat+close storm, {a.opens:,} calls",
+        "exec": f"fork+exec storm, {a.execs:,} execs",
+        "getppid": f"getppid storm (-e syscall), {a.getppids:,} calls",
+    }
+    for kind, res in results.items():
+        print_table(titles[kind], res)
+    if reports:
+        print("\n## file to text (same traces as above)")
+        print("| command | seconds | peak RSS MB |")
+        print("|---|---|---|")
+        for name, (secs, rss) in reports.items():
+            print(f"| {name} | {secs:.2f} | {rss} |")
     if "trace-cmd report" in reports:
         ratio = reports["bpfcap report opensnoop"][0] / reports["trace-cmd report"][0]
         print(f"\nbpfcap opensnoop / trace-cmd report time: {ratio:.2f}")
     (OUT / "results.json").write_text(
-        json.dumps({"open": opens, "exec": execs, "reports": reports, "notes": notes}, indent=2)
+        json.dumps({**results, "reports": reports, "notes": notes}, indent=2)
     )
 
 

@@ -14,18 +14,26 @@ import click
 examples:
   bpfcap info t.parquet
   bpfcap info t.parquet.partial        # segments left by a recorder that was killed
-  bpfcap info --format json t.parquet"""
+  bpfcap info --format json t.parquet
+  bpfcap info --types                  # event types, hooks, columns"""
 )
-@click.argument("trace")
+@click.argument("trace", required=False)
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
-def info(trace: str, fmt: str) -> None:
+@click.option("--types", is_flag=True, help="List the event types and their columns instead.")
+def info(trace: str | None, fmt: str, types: bool) -> None:
     """What a trace holds: host, kernel, time span, events per type, lost events, probes
     attached or missing (with why), format version and size."""
     from bpfcap.analyze.info import summarize
+    from bpfcap.formats.errors import UsageError
     from bpfcap.formats.trace import open_trace, rows_by_kind
 
+    if types:
+        _types(fmt)
+        return
+    if trace is None:
+        raise UsageError("missing TRACE", "give a trace file, or --types")
     t = open_trace(trace)
     s = summarize(t.meta, rows_by_kind(t), size=t.size, files=len(t.files), complete=t.complete)
     if fmt == "json":
@@ -85,3 +93,34 @@ def _text(path: str, s: dict) -> list[str]:
             )
     out.append(f"processes:  {s['processes_at_start']} in the snapshot taken at start")
     return out
+
+
+def _types(fmt: str) -> None:
+    """The event types this bpfcap records: name, hooks, whether recorded by default,
+    and each column with its type and meaning (docs/trace-format.md has the same)."""
+    from bpfcap.formats.events import EVENT_TYPES
+
+    listing = [
+        {
+            "type": t.name,
+            "default": t.default,
+            "doc": t.doc,
+            "hooks": [tp for g in t.hooks for tp in g],
+            "columns": [
+                {"name": f.name, "type": str(f.arrow_type()), "unit": f.unit, "doc": f.doc}
+                for f in t.columns
+            ],
+        }
+        for t in EVENT_TYPES
+    ]
+    if fmt == "json":
+        click.echo(json.dumps(listing, indent=2))
+        return
+    for t in listing:
+        default = "" if t["default"] else " (only when asked for: -e TYPE or -e all)"
+        click.echo(f"{t['type']}{default}: {t['doc']}")
+        click.echo(f"  hooks: {', '.join(t['hooks'])}")
+        for c in t["columns"]:
+            unit = f" [{c['unit']}]" if c["unit"] else ""
+            click.echo(f"  {c['name']:<16} {c['type']:<16} {c['doc']}{unit}")
+        click.echo("")

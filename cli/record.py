@@ -23,8 +23,7 @@ examples:
     "--events",
     "events",
     metavar="EVENTS",
-    help="Comma list of event types, or all (default: all but syscall). "
-    "See `bpfcap info --types`.",
+    help="Comma list of event types, or all (default: all but syscall). See `bpfcap info --types`.",
 )
 @click.option("-d", "--duration", type=float, metavar="SECONDS", help="Stop after SECONDS.")
 @click.option("-p", "--pid", type=int, metavar="PID", help="Record only this process (in kernel).")

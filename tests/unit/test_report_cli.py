@@ -120,3 +120,17 @@ def test_bad_max_args_is_rejected_by_click(trace: Path, capsysbinary) -> None:
 def test_help_has_examples(cmd: str, capsysbinary) -> None:
     rc, out, _ = run(capsysbinary, cmd, "--help")
     assert rc == 0 and b"examples:" in out and b"--format" in out
+
+
+def test_info_types_lists_every_type_and_column(capsysbinary) -> None:
+    from bpfcap.formats.events import EVENT_TYPES
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["info", "--types"])
+    out = capsysbinary.readouterr()[0].decode()
+    assert exit_.value.code == 0
+    for t in EVENT_TYPES:
+        assert f"\n{t.name}" in "\n" + out
+        for f in t.columns:
+            assert f"  {f.name} " in out
+    assert "syscall (only when asked for: -e TYPE or -e all)" in out

@@ -36,7 +36,12 @@ from bpfcap import __version__
 from bpfcap.formats.errors import CaptureUnavailable, OutputError, UsageError
 from bpfcap.formats.events import DEFAULT_TYPES, EVENT_TYPES, TCP
 from bpfcap.formats.schema import EventType
-from bpfcap.formats.trace import FORMAT_VERSION, PARTIAL_SUFFIX, SegmentDir, merge_files
+from bpfcap.formats.trace import (
+    FORMAT_VERSION,
+    PARTIAL_SUFFIX,
+    SegmentDir,
+    merge_files,
+)
 
 from . import host
 from .bpf_loader import BCC_FIX
@@ -44,6 +49,9 @@ from .bpfgen import AUX_HOOKS, FLUSH_HZ, RINGBUF_PAGES, TREE_HOOKS, generate
 from .decode import decode_buffers
 
 SEGMENT_S = 1.0
+# A segment closes early when it holds this many rows: at a syscall storm's 1.6M rows/s a
+# whole second of decoded rows (and the segment being encoded) cost ~130 MB of RSS.
+SEGMENT_MAX_ROWS = 1 << 18
 QUIET_SEGMENT_S = 10.0  # an empty segment (counters only) at least this often
 # At 1M events/s the 16 MiB ring buffer holds ~50 ms of opens (328 bytes each): when busy,
 # drain well within that; when quiet, rarely.
@@ -365,12 +373,13 @@ class Recorder:
                         self._stop_reason = "command exited"
                 if deadline is not None and now >= deadline:
                     self._stop_reason = "duration"
-                if now >= next_segment:
+                full = segments.pending_rows >= SEGMENT_MAX_ROWS
+                if full or now >= next_segment:
                     # A segment when rows came, else only now and then (fresh counters).
                     if segments.has_rows or now - last_written >= QUIET_SEGMENT_S * 1e9:
                         segments.close_segment(self._meta(loaded, now, clean=False))
                         last_written = now
-                    next_segment += SEGMENT_S * 1e9
+                    next_segment = (now if full else next_segment) + SEGMENT_S * 1e9
         except OSError as e:
             error = e
         finally:

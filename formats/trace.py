@@ -149,6 +149,7 @@ class SegmentDir:
         self.path = path
         self.index = 0
         self._pending: dict[str, list[pa.Table]] = {}
+        self._pending_rows = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpfcap-writer")
         self._writing: Future | None = None
         try:
@@ -167,10 +168,15 @@ class SegmentDir:
     def has_rows(self) -> bool:
         return bool(self._pending)
 
+    @property
+    def pending_rows(self) -> int:
+        return self._pending_rows
+
     def write(self, table: pa.Table) -> None:
         """Add rows (of one kind) to the current segment."""
         if table.num_rows:
             self._pending.setdefault(table.column("kind")[0].as_py(), []).append(table)
+            self._pending_rows += table.num_rows
 
     def close_segment(self, meta: dict[str, Any]) -> None:
         """Write the current segment (an empty one if no rows came) and rename it into
@@ -179,6 +185,7 @@ class SegmentDir:
         of an earlier write is raised here or by finish()."""
         self.index += 1
         pending, self._pending = self._pending, {}
+        self._pending_rows = 0
         path = self.path / f"seg-{self.index:06d}.parquet"
         meta = dict(meta, segment=self.index)
         if self._writing is not None:
@@ -200,6 +207,7 @@ class SegmentDir:
 
     def abort(self) -> None:
         self._pending = {}
+        self._pending_rows = 0
         try:
             self.finish()
         except Exception:

@@ -223,3 +223,14 @@ def lost_in_window(events_meta: dict[str, Any], kind: str, start_ns: int, end_ns
             lost += so_far - before
         before = so_far
     return lost
+
+
+def missed_runs(meta: dict[str, Any], kinds: Sequence[str]) -> int:
+    """Runs of the programs recording `kinds` that the kernel skipped while recording
+    (another BPF program was running on that CPU): their events are missing and no
+    lost counter saw them. From the trace's `missed_runs` (program name -> count)."""
+    from bpfcap.formats.events import BY_NAME
+
+    hooks = {tp for k in kinds if k in BY_NAME for g in BY_NAME[k].hooks for tp in g}
+    names = {"tracepoint__" + tp.replace(":", "__") for tp in hooks}
+    return sum(n for prog, n in meta.get("missed_runs", {}).items() if prog in names)

@@ -38,6 +38,7 @@ def summarize(
         "events": events,
         "lost": sum(e["lost"] or 0 for e in events.values()),
         "probes": meta.get("probes", []),
+        "missed_runs": meta.get("missed_runs", {}),
         "settings": meta.get("settings", {}),
         "agent": meta.get("agent", {}),
         "processes_at_start": len(meta.get("processes", [])),

@@ -98,6 +98,12 @@ def _load(program: Program, parent: int) -> tuple[dict, list[int]]:
     for name in names:
         maps[name] = len(fds)
         fds.append(b[name].map_fd)
+    # The programs themselves: the recorder reads how often the kernel skipped each.
+    progs = {}
+    for name, fn in b.funcs.items():
+        name = name.decode() if isinstance(name, bytes) else name
+        progs[name] = len(fds)
+        fds.append(fn.fd)
     attachments = []
     tracepoints = []
     for tp, fd in b.tracepoint_fds.items():
@@ -115,6 +121,7 @@ def _load(program: Program, parent: int) -> tuple[dict, list[int]]:
         "maps": maps,
         "attachments": attachments,
         "tracepoints": sorted(tracepoints),
+        "progs": progs,
         "ringbuf_size": program.ringbuf_pages * 4096,
     }
     return desc, fds

@@ -47,7 +47,29 @@ class _MapElemAttr(ct.Structure):
     ]
 
 
-def _bpf(cmd: int, attr: _MapElemAttr) -> None:
+class _InfoAttr(ct.Structure):
+    _fields_ = [("bpf_fd", ct.c_uint32), ("info_len", ct.c_uint32), ("info", ct.c_uint64)]
+
+
+BPF_OBJ_GET_INFO_BY_FD = 15
+# struct bpf_prog_info (uapi): run_cnt at 200, recursion_misses at 208 (Linux 5.12+).
+_PROG_INFO_SIZE = 232
+_RECURSION_MISSES = 208
+
+
+def prog_recursion_misses(fd: int) -> int | None:
+    """How many times the kernel skipped this program because another BPF program was
+    running on that CPU (a wakeup in an interrupt during a syscall probe, say): events
+    lost without any counter of ours seeing them. None where the kernel does not say."""
+    buf = ct.create_string_buffer(_PROG_INFO_SIZE)
+    try:
+        _bpf(BPF_OBJ_GET_INFO_BY_FD, _InfoAttr(fd, _PROG_INFO_SIZE, ct.addressof(buf)))
+    except OSError:
+        return None
+    return struct.unpack_from("<Q", buf.raw, _RECURSION_MISSES)[0]
+
+
+def _bpf(cmd: int, attr: ct.Structure) -> None:
     nr = _SYS_BPF.get(platform.machine())
     if nr is None:
         raise CaptureUnavailable(f"bpf(2) syscall number unknown on {platform.machine()}")
@@ -134,6 +156,7 @@ class LoadedProgram:
         self.maps = {name: fds[i] for name, i in desc["maps"].items()}
         self._attachments = [fds[i] for i in desc["attachments"]]
         self.tracepoints = set(desc["tracepoints"])
+        self._progs = {name: fds[i] for name, i in desc.get("progs", {}).items()}
         self.compile_cpu_s = desc["cpu_s"]
         self.compile_max_rss_kb = desc["max_rss_kb"]
         self._ring = RingBuffer(self.maps["events"], desc["ringbuf_size"])
@@ -182,6 +205,16 @@ class LoadedProgram:
                 h = np.frombuffer(raw, dtype=BATCH_HEADER_DTYPE, count=1)[0]
                 out[cpu, 2 * t.kind_id] += h["seen"]
                 out[cpu, 2 * t.kind_id + 1] += h["lost"]
+        return out
+
+    def missed_runs(self) -> dict[str, int]:
+        """Runs of each program the kernel skipped (see prog_recursion_misses), where
+        any were."""
+        out = {}
+        for name, fd in self._progs.items():
+            n = prog_recursion_misses(fd)
+            if n:
+                out[name] = n
         return out
 
     def stop(self) -> dict[int, np.ndarray]:

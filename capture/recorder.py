@@ -456,6 +456,7 @@ class Recorder:
                 "lost_per_cpu": [int(x) for x in lost],
             }
         self._segment_from_ns = now_ns
+        missed = loaded.missed_runs()
         ru = resource.getrusage(resource.RUSAGE_SELF)
         agent = dict(
             self.static_meta["agent"],
@@ -473,5 +474,8 @@ class Recorder:
             clean_stop=clean,
             stop_reason=self._stop_reason,
             events=events,
+            # Program runs the kernel skipped (another BPF program was running on that
+            # CPU), by program: events that may be missing without being counted lost.
+            missed_runs=missed,
             agent=agent,
         )

@@ -75,6 +75,13 @@ def _text(path: str, s: dict) -> list[str]:
     for kind, e in s["events"].items():
         per_cpu = f" (per CPU: {' '.join(map(str, e['lost_per_cpu']))})" if e["lost"] else ""
         out.append(f"  {kind:<10} {e['rows']:>12} rows {e['lost'] or 0:>10} lost{per_cpu}")
+    missed = s.get("missed_runs") or {}
+    if missed:
+        out.append(
+            f"missed:     {sum(missed.values())} probe runs skipped by the kernel (another BPF "
+            "program was running on that CPU): "
+            + ", ".join(f"{k} {v}" for k, v in sorted(missed.items()))
+        )
     out.append("probes:")
     for p in s["probes"]:
         why = f": {p['reason']}" if p.get("reason") else ""

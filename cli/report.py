@@ -950,7 +950,7 @@ def _warn(
     """After the rows, on stderr: what the recording lost (within `windows`, the spans of
     monotonic time the report covers, when given), and whether it was cut short. With
     `strict`, any loss is an error (exit status 3)."""
-    from bpfcap.analyze.common import lost_in_window
+    from bpfcap.analyze.common import lost_in_window, missed_runs
     from bpfcap.formats.errors import EventsLost
 
     events = t.meta.get("events", {})
@@ -965,12 +965,24 @@ def _warn(
         if lost > 0:
             click.echo(f"bpfcap: {lost} {kind} events were lost while recording{where}", err=True)
         total += lost
+    skipped = missed_runs(t.meta, kinds)
+    if skipped:
+        click.echo(
+            f"bpfcap: the kernel skipped {skipped} runs of the probes for "
+            f"{', '.join(kinds)} (another BPF program was running on that CPU): "
+            "some events may be missing",
+            err=True,
+        )
     if t.meta.get("clean_stop", True) is False:
         click.echo(
             f"bpfcap: {t.path}: recording did not stop cleanly; showing what reached disk", err=True
         )
-    if strict and total:
-        raise EventsLost(f"{t.path}: {total} events lost in the time reported", "--strict")
+    if strict and (total or skipped):
+        raise EventsLost(
+            f"{t.path}: {total} events lost in the time reported"
+            + (f", {skipped} probe runs skipped" if skipped else ""),
+            "--strict",
+        )
 
 
 def pa_array(values: list[Any]) -> Any:

@@ -179,3 +179,16 @@ def test_latency_units(trace, capsysbinary) -> None:
     _, out, _ = run(capsysbinary, str(trace), "-L", "-p", "1001", "-T", "1")
     assert table_lines(out)[1] == "read                          7            7.000"
     assert US == 1000
+
+
+def test_skipped_probe_runs_are_reported_and_strict(tmp_path: Path, capsysbinary) -> None:
+    missed = {"tracepoint__raw_syscalls__sys_exit": 2, "tracepoint__sched__sched_wakeup": 5}
+    t = write_trace(tmp_path / "m.parquet", ROWS[:3], missed_runs=missed)
+    rc, _, err = run(capsysbinary, str(t))
+    assert rc == 0
+    assert err == (
+        "bpfcap: the kernel skipped 2 runs of the probes for syscall (another BPF program "
+        "was running on that CPU): some events may be missing\n"
+    )
+    rc, _, err = run(capsysbinary, str(t), "--strict")
+    assert rc == 3 and "2 probe runs skipped; --strict" in err

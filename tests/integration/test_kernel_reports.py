@@ -15,6 +15,9 @@ import pytest
 import workload
 from e2e import BPFCAP, bpfcap
 
+from bpfcap.analyze.common import missed_runs
+from bpfcap.formats.trace import open_trace
+
 # What bpftrace counts, on the tracepoints bpfcap records from.
 BPFTRACE = r"""
 tracepoint:raw_syscalls:sys_exit /comm == "COMM" && args->id == 110/ { @getppid = count(); }
@@ -53,7 +56,15 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         counted, _ = bt.communicate(timeout=60)
     facts = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
     maps = {m[0]: int(m[1]) for m in re.findall(r"^@(\w+(?:\[\d+\])?): (\d+)$", counted, re.M)}
-    return {"trace": out, "facts": facts, "bpftrace": maps, "stderr": r.stderr}
+    missed = open_trace(out).meta["missed_runs"]
+    return {"trace": out, "facts": facts, "bpftrace": maps, "stderr": r.stderr, "missed": missed}
+
+
+def skipped(run: dict, kind: str) -> int:
+    """Runs of bpfcap's probes for `kind` that the kernel skipped (counted, reported):
+    a wakeup or a completion in an interrupt that came while another BPF program (ours or
+    bpftrace's) ran on that CPU. Zero in most runs; each one can miss one event."""
+    return missed_runs({"missed_runs": run["missed"]}, [kind])
 
 
 def report(run: dict, *args: str) -> list[str]:
@@ -84,10 +95,14 @@ def test_biosnoop_shows_the_37_direct_writes(run) -> None:
     assert n >= 37 * 8, run["facts"]["extents"]  # one extent holds the file
     rows = [ln.split() for ln in report(run, "biosnoop")[1:]]
     mine = [r for r in rows if first <= int(r[5]) < first + n and r[4] == "W"]
-    assert len(mine) == workload.DIRECT_WRITES == 37
+    # A completion in an interrupt that came during another BPF program is skipped by
+    # the kernel; bpfcap counts such skips (none seen here so far, but allowed for).
+    assert 37 - skipped(run, "bio") <= len(mine) <= workload.DIRECT_WRITES == 37
     assert {(r[1], r[2], r[6]) for r in mine} == {(workload.COMM, run["facts"]["pid"], "4096")}
     where = f"sector >= {first} and sector < {first + n} and rwbs == 'WS'"
-    assert report(run, "count", "-e", "bio", "--by", "bytes", "--where", where) == ["@[4096]: 37"]
+    if not skipped(run, "bio"):
+        got = report(run, "count", "-e", "bio", "--by", "bytes", "--where", where)
+        assert got == ["@[4096]: 37"]
     assert run["bpftrace"]["direct"] == 37
     # biolatency counts every request: its histogram sums to biosnoop's rows.
     hist = report(run, "biolatency")
@@ -101,11 +116,14 @@ def test_tcp_reports_show_the_13_connections(run) -> None:
     assert [(r[0], r[1], r[5]) for r in connects] == [
         (run["facts"]["pid"], workload.COMM, port)
     ] * 13
+    # Changes in softirq (a connection established, a socket closed) can come while a
+    # BPF program runs: each skip the kernel makes is counted and may cost one row.
+    least = 13 - skipped(run, "tcp")
     accepts = [ln.split() for ln in report(run, "tcpaccept")[1:]]
-    assert [r[6] for r in accepts] == [port] * 13
+    assert {r[6] for r in accepts} == {port} and least <= len(accepts) <= 13
     sessions = [ln.split() for ln in report(run, "tcplife")[1:]]
-    assert len([r for r in sessions if r[3] == port]) == 13  # server ends
-    assert len([r for r in sessions if r[5] == port]) == 13  # client ends
+    assert least <= len([r for r in sessions if r[3] == port]) <= 13  # server ends
+    assert least <= len([r for r in sessions if r[5] == port]) <= 13  # client ends
     # Bytes at close, from the kernel's BTF: the client sent 3000 and received 5000.
     assert {(r[6], r[7]) for r in sessions if r[5] == port} == {("2", "4")}
     states = report(run, "tcpstates")
@@ -124,7 +142,12 @@ def test_runqlat_counts_every_run_of_the_spinners(run) -> None:
             tid = ln.split()[-1]
         elif "->" in ln and tid is not None:
             per_tid[tid] = per_tid.get(tid, 0) + int(ln.split(":")[1].split("|")[0])
+    # A switch-in is never skipped (nothing schedules inside a BPF program), a wakeup in an
+    # interrupt can be: bpfcap then has no wait to end, and says so (missed_runs).
+    missed = skipped(run, "runq")
     for pid in run["facts"]["spinners"].split(","):
-        assert per_tid[pid] == run["bpftrace"][f"runs[{pid}]"] > 10  # they preempt each other
+        runs = run["bpftrace"][f"runs[{pid}]"]
+        assert runs > 10  # they preempt each other
+        assert runs - missed <= per_tid[pid] <= runs
     rows = report(run, "count", "-e", "runq", "--by", "reason", "--where", f"tid == {pid}")
     assert "@[preempt]" in "".join(rows)

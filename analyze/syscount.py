@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from bpfcap.analyze.aggregate import window_plan
 from bpfcap.analyze.common import NS_PER_S, OutputColumn, as_int64, completion_ns, filter_all
 from bpfcap.formats.syscalls import name_of
 
@@ -81,16 +82,15 @@ def _kernel_side(t: pa.Table, options: Options, ppids: pa.Array | None) -> pa.Ta
     return filter_all(t, keep)
 
 
-def window_bounds(options: Options, start_ns: int, end_ns: int) -> tuple[int, int | None]:
-    """(window length in ns, end of the last window or None): -i INTERVAL windows from
-    the recording's start; -d alone is one window of that length; neither, one window
-    covering the whole recording."""
+def plan(options: Options, start_ns: int, end_ns: int) -> tuple[int, int | None, list[int]]:
+    """(window length ns, end of the time covered by -d or None, end of each window): -i
+    INTERVAL windows from the recording's start, the last cut at the recording's (or
+    -d's) end; -d alone is one window of that length; neither, one window covering the
+    recording. A window's end is when the live tool would have printed it."""
     stop = start_ns + int(options.duration * NS_PER_S) if options.duration else None
-    if options.interval:
-        return int(options.interval * NS_PER_S), stop
-    if options.duration:
-        return int(options.duration * NS_PER_S), stop
-    return max(1, end_ns - start_ns + 1), stop
+    last = min(end_ns, stop) if stop is not None else end_ns
+    length, n = window_plan(start_ns, last, options.interval or options.duration)
+    return length, stop, [min(start_ns + (w + 1) * length, last) for w in range(n)]
 
 
 def partial(

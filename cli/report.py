@@ -266,9 +266,7 @@ def syscount(
     t = open_trace(trace)
     start_ns = _meta(t, "start_ns")
     end_ns = int(t.meta.get("end_ns", start_ns))
-    window_ns, stop_ns = analysis.window_bounds(options, start_ns, end_ns)
-    last = min(end_ns, stop_ns) if stop_ns is not None else end_ns
-    n_windows = max(1, -(-(last - start_ns) // window_ns))
+    window_ns, stop_ns, ends = analysis.plan(options, start_ns, end_ns)
     needs = ["ts_ns", "lat_ns", "tgid", "tid", "nr", "ret", "comm"]
     processes, forks = t.meta.get("processes", []), None
     if options.ppid is not None and options.pid is None and options.tid is None:
@@ -291,8 +289,7 @@ def syscount(
                 ppids=ppids,
             )
 
-    tables = analysis.windows(analysis.merge(parts(), options), options, n_windows)
-    ends = [min(start_ns + (w + 1) * window_ns, last) for w in range(n_windows)]
+    tables = analysis.windows(analysis.merge(parts(), options), options, len(ends))
     labels = wall_clock(pa_array(ends), t.meta.get("clock", {})).to_pylist()
     columns = analysis.columns(options)
     if fmt == "text":
@@ -308,7 +305,7 @@ def syscount(
     if fmt == "text":
         out.write(b"Detaching...\n")
     out.flush()
-    _warn(t, ["syscall"], strict, windows=[(start_ns, last + 1)])
+    _warn(t, ["syscall"], strict, windows=[(start_ns, ends[-1] + 1)])
 
 
 @report.command(

@@ -951,6 +951,15 @@ def _warn(
     from bpfcap.formats.errors import EventsLost
 
     events = t.meta.get("events", {})
+    recorded = t.meta.get("settings", {}).get("events")
+    if recorded is not None:
+        absent = [k for k in kinds if k not in recorded and k != "fork"]
+        if absent:
+            click.echo(
+                f"bpfcap: {t.path} did not record {', '.join(absent)} events "
+                f"(record with -e {','.join(absent)})",
+                err=True,
+            )
     total = 0
     for kind in kinds:
         if windows:

@@ -277,6 +277,9 @@ class Trace:
         The next row group is read in a thread while the caller works on this one.
         Columns in `as_dictionary` come as dictionary arrays, as Parquet stores them
         (cheaper to read and to group by than the expanded strings)."""
+        todo = self.row_groups(kind) if groups is None else groups
+        if not todo:
+            return  # no rows of this kind (an older trace may lack its columns too)
         self._check_columns(columns)
         opened: dict[Path, pq.ParquetFile] = {}
 
@@ -292,7 +295,6 @@ class Trace:
                 t = t.filter(pc.equal(t["kind"], kind)).drop_columns(["kind"])
             return t
 
-        todo = self.row_groups(kind) if groups is None else groups
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpfcap-read") as pool:
             ahead = pool.submit(read, *todo[0]) if todo else None
             for nxt in todo[1:]:

@@ -210,3 +210,16 @@ def test_info_json_matches_the_file():
     assert s["format_version"] == 1 and s["clean_stop"]
     assert s["events"]["open"]["rows"] == open_trace(V1).read("open").num_rows
     assert s["lost"] == 0
+
+
+@pytest.mark.parametrize(
+    "report",
+    ["syscount", "killsnoop", "biosnoop", "biolatency", "runqlat", "tcplife", "tcpconnect",
+     "tcpaccept", "tcpstates"],
+)  # fmt: skip
+def test_reports_of_kinds_an_old_trace_never_recorded(report):
+    """v1-open-exec predates these types (and their columns): the report is empty and
+    says what the trace did not record, rather than failing."""
+    r = bpfcap("report", report, V1)
+    assert r.returncode == 0, r.stderr
+    assert "did not record" in r.stderr and "(record with -e " in r.stderr

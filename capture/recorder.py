@@ -191,6 +191,16 @@ def _tcp_sock_offsets(types: tuple[EventType, ...]) -> tuple[dict[str, int] | No
     return offs, "btf"
 
 
+def _rows_in(segment: Path) -> int:
+    """Rows of a closed segment, from its footer (0 if it cannot be read)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_metadata(segment).num_rows
+    except (OSError, ValueError):
+        return 0
+
+
 def _spawn_held(command: list[str]) -> tuple[int, int]:
     """Fork `command`, held until a byte arrives on the returned pipe (EOF: it exits)."""
     r, w = os.pipe()
@@ -390,16 +400,19 @@ class Recorder:
             try:
                 self._write(segments, loaded.stop())
                 end = time.monotonic_ns()
-                segments.close_segment(self._meta(loaded, end, clean=False))
+                # The last segment says the recording ended cleanly: should the merge
+                # below fail (a full disk), the segment directory is a whole trace.
+                segments.close_segment(self._meta(loaded, end, clean=True))
                 segments.finish()
             except OSError as e:
                 error = e
         if error is not None:
             segments.abort()
-            kept = len(segments.files())
+            kept = segments.files()
+            rows = sum(_rows_in(f) for f in kept)
             raise OutputError(
                 f"writing {partial} failed: {getattr(error, 'strerror', None) or error}; "
-                f"stopped, {kept} complete segment(s) kept in {partial}",
+                f"stopped, {rows} events in {len(kept)} complete segment(s) kept in {partial}",
                 "free space or fix permissions; every command reads that directory as a trace",
             ) from error
         if child is not None and exit_status is None:

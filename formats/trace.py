@@ -123,11 +123,12 @@ class TraceWriter:
         return self.path.stat().st_size
 
     def abort(self) -> None:
-        try:
-            self._writer.close()
-        except Exception:
-            pass
-        self._file.close()
+        """Drop the half-written file (a full disk gets its space back)."""
+        for close in (self._writer.close, self._file.close):
+            try:
+                close()
+            except Exception:
+                pass  # the error being handled is the one to report
         self._tmp.unlink(missing_ok=True)
 
 
@@ -136,8 +137,12 @@ def write_table_file(
 ) -> int:
     """Write `tables` (in the trace schema, one kind each) as one trace file."""
     w = TraceWriter(path, force=force)
-    for t in tables:
-        w.write(t)
+    try:
+        for t in tables:
+            w.write(t)
+    except BaseException:
+        w.abort()
+        raise
     return w.close(meta)
 
 
@@ -248,7 +253,7 @@ class Trace:
     path: Path
     files: list[Path]
     meta: dict[str, Any]
-    complete: bool  # False for a segment directory (the recorder did not stop cleanly)
+    complete: bool  # False when the recorder did not stop cleanly (a segment directory)
     size: int
 
     @property
@@ -399,7 +404,7 @@ def open_trace(path: str | os.PathLike) -> Trace:
             files = sorted(p.glob(SEGMENT_GLOB))
             if not files:
                 raise TraceFormatError(f"{p}: a directory with no trace segments in it")
-            complete = False
+            complete = None  # from the last segment: whether the recording ended there
         else:
             files = [p]
             complete = True
@@ -410,8 +415,12 @@ def open_trace(path: str | os.PathLike) -> Trace:
             "traces are private (0600): read it as its owner, or copy it with sudo",
         ) from e
     meta = metas[-1]
-    if not complete:
-        meta = dict(meta, clean_stop=False)
+    if complete is None:
+        # A recorder that stopped cleanly writes its last segment with clean_stop (the
+        # merge into one file may still have failed, on a full disk say); one that was
+        # killed left its last segment saying it was still recording.
+        complete = bool(meta.get("clean_stop", False))
+        meta = dict(meta, clean_stop=complete)
     return Trace(
         p,
         files,

@@ -25,6 +25,7 @@ import json
 import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -291,11 +292,10 @@ class Trace:
         def read(f: Path, i: int, mixed: bool) -> pa.Table:
             pf = opened.get(f)
             if pf is None:
-                pf = opened[f] = pq.ParquetFile(f, read_dictionary=list(as_dictionary))
-            try:
+                with _reading(f):
+                    pf = opened[f] = pq.ParquetFile(f, read_dictionary=list(as_dictionary))
+            with _reading(f):
                 t = pf.read_row_group(i, columns=["kind", *columns] if mixed else columns)
-            except (pa.ArrowInvalid, OSError) as e:
-                raise TraceFormatError(f"{f}: unreadable data ({e})") from e
             if mixed:
                 t = t.filter(pc.equal(t["kind"], kind)).drop_columns(["kind"])
             return t
@@ -310,10 +310,20 @@ class Trace:
                 yield ahead.result()
 
     def _check_columns(self, names: list[str]) -> None:
-        schema = pq.read_schema(self.files[0])
-        missing = [n for n in names if n not in schema.names]
-        if missing:
-            raise TraceFormatError(f"{self.path}: column(s) {', '.join(missing)} missing")
+        """The columns exist, with the types this bpfcap reads (a file may be hostile)."""
+        for f in self.files:
+            with _reading(f):
+                schema = pq.read_schema(f)
+            missing = [n for n in names if n not in schema.names]
+            if missing:
+                raise TraceFormatError(f"{f}: column(s) {', '.join(missing)} missing")
+            for n in names:
+                have, want = (
+                    schema.field(n).type,
+                    SCHEMA.field(n).type if n in SCHEMA.names else None,
+                )
+                if want is not None and have != want:
+                    raise TraceFormatError(f"{f}: column {n} is {have}, not {want}")
 
     def read(self, kind: str, columns: list[str] | None = None) -> pa.Table:
         """All rows of one kind as one table: the kind's own columns unless `columns` is
@@ -330,15 +340,20 @@ def _row_group_kinds(files: list[Path]) -> Iterator[tuple[Path, int, int, str | 
     """(file, row group, rows, its kind) of every non-empty row group, from statistics
     alone; the kind is None where the statistics do not name a single one."""
     for f in files:
-        md = pq.read_metadata(f)
-        col = md.schema.names.index("kind")
-        for i in range(md.num_row_groups):
-            rg = md.row_group(i)
-            if not rg.num_rows:
-                continue
-            st = rg.column(col).statistics
-            one = st.min if st is not None and st.has_min_max and st.min == st.max else None
-            yield f, i, rg.num_rows, one
+        with _reading(f):
+            md = pq.read_metadata(f)
+            if "kind" not in md.schema.names:
+                raise TraceFormatError(f"{f}: no kind column")
+            col = md.schema.names.index("kind")
+            groups = []
+            for i in range(md.num_row_groups):
+                rg = md.row_group(i)
+                if not rg.num_rows:
+                    continue
+                st = rg.column(col).statistics
+                one = st.min if st is not None and st.has_min_max and st.min == st.max else None
+                groups.append((f, i, rg.num_rows, one if isinstance(one, str) else None))
+        yield from groups
 
 
 def rows_by_kind(trace: Trace) -> dict[str, int]:
@@ -348,9 +363,26 @@ def rows_by_kind(trace: Trace) -> dict[str, int]:
         if one is not None:
             out[one] = out.get(one, 0) + rows
             continue
-        for k in pq.ParquetFile(f).read_row_group(i, columns=["kind"]).column(0).to_pylist():
+        with _reading(f):
+            kinds = pq.ParquetFile(f).read_row_group(i, columns=["kind"]).column(0).to_pylist()
+        for k in kinds:
             out[k] = out.get(k, 0) + 1
     return out
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Any failure to read `path` (Arrow cannot decode it: a corrupt or hostile file) as
+    one TraceFormatError naming the file."""
+    try:
+        yield
+    except PermissionError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as e:  # pyarrow: UnicodeDecodeError too
+        raise TraceFormatError(
+            f"{path}: unreadable data ({str(e).splitlines()[0] if str(e) else type(e).__name__})",
+            "is it a bpfcap trace? a truncated or damaged copy?",
+        ) from e
 
 
 def _read_footer(path: Path) -> dict[str, Any]:
@@ -359,7 +391,7 @@ def _read_footer(path: Path) -> dict[str, Any]:
         md = pq.read_metadata(path)
     except PermissionError:
         raise
-    except (pa.ArrowInvalid, OSError) as e:
+    except (pa.ArrowException, OSError, ValueError) as e:  # pyarrow: UnicodeDecodeError too
         reason = "empty file" if path.stat().st_size == 0 else f"not a complete Parquet file ({e})"
         raise TraceFormatError(
             f"{path}: {reason}", "is it a bpfcap trace? a truncated copy?"
@@ -387,8 +419,70 @@ def _read_footer(path: Path) -> dict[str, Any]:
         raise TraceFormatError(f"{path}: corrupt bpfcap metadata ({e})") from e
     if not isinstance(meta, dict):
         raise TraceFormatError(f"{path}: corrupt bpfcap metadata (not an object)")
+    bad = _bad_meta(meta)
+    if bad:
+        raise TraceFormatError(f"{path}: corrupt bpfcap metadata ({bad})")
     meta["format_version"] = version
     return meta
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _rows_of(*checks):
+    """A list of fixed-length rows whose items pass `checks`."""
+    return lambda v: (
+        isinstance(v, list)
+        and all(
+            isinstance(r, list) and len(r) == len(checks) and all(c(x) for c, x in zip(checks, r))
+            for r in v
+        )
+    )
+
+
+def _dict_of(check):
+    return lambda v: isinstance(v, dict) and all(check(x) for x in v.values())
+
+
+def _opt_int(v: Any) -> bool:
+    return v is None or _is_int(v)
+
+
+def _counter(v: Any) -> bool:
+    """events[kind]: seen, lost, written counts and the loss timeline."""
+    return (
+        isinstance(v, dict)
+        and all(_opt_int(v.get(k)) for k in ("seen", "lost", "written"))
+        and _rows_of(_is_int, _is_int, _is_int)(v.get("lost_timeline", []))
+    )
+
+
+# What readers use from the metadata, and the shape they need: anything else is a
+# corrupt (or hostile) file, refused in one line rather than failing deep in a report.
+_META_SHAPE = {
+    "start_ns": _is_int,
+    "end_ns": _is_int,
+    "clean_stop": lambda v: isinstance(v, bool),
+    "clock": _dict_of(lambda x: _is_int(x) or isinstance(x, str)),
+    "events": _dict_of(_counter),
+    "processes": _rows_of(_is_int, _is_int, lambda x: isinstance(x, str)),
+    "disks": _rows_of(_is_int, lambda x: isinstance(x, str)),
+    "host": lambda v: isinstance(v, dict),
+    "settings": lambda v: isinstance(v, dict),
+    "agent": lambda v: isinstance(v, dict),
+    "probes": lambda v: isinstance(v, list) and all(isinstance(p, dict) for p in v),
+    "missed_runs": _dict_of(_is_int),
+    "command_line": lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v),
+}
+
+
+def _bad_meta(meta: dict[str, Any]) -> str | None:
+    """The first metadata key whose value has the wrong shape, as a reason; else None."""
+    for key, ok in _META_SHAPE.items():
+        if key in meta and not ok(meta[key]):
+            return f"{key} has the wrong type"
+    return None
 
 
 def open_trace(path: str | os.PathLike) -> Trace:

@@ -223,6 +223,8 @@ class Recorder:
         self.opts = opts
         self.log = log
         self._stop_reason: str | None = None
+        self._told_stopping = False
+        self._old_handlers: dict = {}
         self.written = {t.name: 0 for t in EVENT_TYPES}
         # Per kind, [from, to, lost so far] for each segment (from..to, monotonic ns)
         # that lost events: where in the recording events were lost, so that reports
@@ -232,7 +234,17 @@ class Recorder:
         self.max_drain_gap_ns = 0
 
     def _on_signal(self, signum, _frame) -> None:
-        self._stop_reason = signal.Signals(signum).name
+        if self._stop_reason is None:
+            self._stop_reason = signal.Signals(signum).name
+        elif not self._told_stopping:
+            # A second Ctrl-C while the last events are written and the segments merged:
+            # stopping half-way would only lose what is being written. Say so, go on.
+            self._told_stopping = True
+            self.log(
+                "bpfcap: already stopping: writing the last events and merging the "
+                "segments (further Ctrl-C are ignored; what is closed stays in "
+                f"{self.opts.output}{PARTIAL_SUFFIX}/ whatever happens)"
+            )
 
     def run(self) -> RecordResult:
         opts = self.opts
@@ -299,6 +311,8 @@ class Recorder:
             return self._record(loaded, segments, manifest, child, release, load_s)
         finally:
             loaded.close()
+            for s, h in self._old_handlers.items():
+                signal.signal(s, h)
 
     def _record(self, loaded, segments, manifest, child, release, load_s) -> RecordResult:
         opts = self.opts
@@ -350,7 +364,10 @@ class Recorder:
             f"Recording {','.join(t.name for t in opts.events)} {scope}{length} "
             f"to {opts.output}; Ctrl-C to stop"
         )
-        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        # Ours until the trace is written (run() restores them): see _on_signal.
+        self._old_handlers = {
+            s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)
+        }
         exit_status = None
         error: BaseException | None = None
         try:
@@ -392,9 +409,6 @@ class Recorder:
                     next_segment = (now if full else next_segment) + SEGMENT_S * 1e9
         except OSError as e:
             error = e
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
         # Stop: nothing more can arrive once the hooks are detached.
         if error is None:
             try:

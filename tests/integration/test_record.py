@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -203,3 +204,26 @@ def test_comm_follows_a_rename(tmp_path):
     }
     assert by_path[str(b)] == "renamed-wl"
     assert by_path[str(a)].startswith("python")
+
+
+def test_second_ctrl_c_while_stopping_loses_nothing(tmp_path: Path) -> None:
+    """SIGINT, then SIGINT and SIGTERM again while the last events are written and the
+    segments merged: the recorder says it is already stopping and finishes the trace."""
+    from bpfcap.formats.trace import open_trace
+
+    out = tmp_path / "t.parquet"
+    rec = start_recorder("-e", "open", "-o", out)
+    opener = "import os\nfor _ in range(300000): os.close(os.open('/etc/hostname', os.O_RDONLY))"
+    subprocess.run([sys.executable, "-c", opener], check=True)
+    rec.send_signal(signal.SIGINT)
+    for again in (signal.SIGINT, signal.SIGTERM, signal.SIGINT):
+        time.sleep(0.02)
+        if rec.poll() is None:
+            rec.send_signal(again)
+    _, err = rec.communicate(timeout=60)
+    assert rec.returncode == 0, err
+    m = wrote_line(err)
+    t = open_trace(out)
+    assert t.complete and t.meta["stop_reason"] == "SIGINT"
+    assert t.read("open", ["ts_ns"]).num_rows == int(m.group(2)) >= 300000
+    assert int(m.group(3)) == 0

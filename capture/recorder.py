@@ -72,6 +72,8 @@ class RecordOptions:
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
     comm: str | None = None
     syscalls: tuple[int, ...] | None = None  # the syscall type's in-kernel filter
+    max_events: int | None = None  # stop once this many events are written
+    max_size: int | None = None  # stop once the closed segments hold this many bytes
     ringbuf_pages: int = RINGBUF_PAGES
 
 
@@ -97,6 +99,10 @@ def _validate(opts: RecordOptions) -> None:
     out = opts.output
     if opts.duration is not None and opts.duration <= 0:
         raise UsageError(f"duration must be positive, not {opts.duration}")
+    if opts.max_events is not None and opts.max_events <= 0:
+        raise UsageError(f"--max-events must be positive, not {opts.max_events}")
+    if opts.max_size is not None and opts.max_size <= 0:
+        raise UsageError(f"--max-size must be positive, not {opts.max_size}")
     if opts.pid is not None and not Path(f"/proc/{opts.pid}").is_dir():
         raise UsageError(f"no process with pid {opts.pid}")
     if opts.comm is not None and not 0 < len(opts.comm.encode()) <= 15:
@@ -226,6 +232,8 @@ class Recorder:
         self._told_stopping = False
         self._old_handlers: dict = {}
         self.written = {t.name: 0 for t in EVENT_TYPES}
+        # Events captured after --max-events was reached: not written, by kind.
+        self.over_limit = {t.name: 0 for t in EVENT_TYPES}
         # Per kind, [from, to, lost so far] for each segment (from..to, monotonic ns)
         # that lost events: where in the recording events were lost, so that reports
         # state the loss within the window they cover. Empty when nothing is lost.
@@ -337,6 +345,8 @@ class Recorder:
                 "ringbuf_pages": opts.ringbuf_pages,
                 "comm": opts.comm,
                 "syscalls": list(opts.syscalls) if opts.syscalls is not None else None,
+                "max_events": opts.max_events,
+                "max_size": opts.max_size,
                 "entry_stash": "task storage" if host.task_storage() else "hash",
                 "comm_cache": self.comm_cache,
                 "tcp_bytes": self.tcp_bytes,
@@ -400,6 +410,9 @@ class Recorder:
                         self._stop_reason = "command exited"
                 if deadline is not None and now >= deadline:
                     self._stop_reason = "duration"
+                if opts.max_size is not None and self._stop_reason is None:
+                    if segments.closed_bytes() >= opts.max_size:
+                        self._stop_reason = "max-size"
                 full = segments.pending_rows >= SEGMENT_MAX_ROWS
                 if full or now >= next_segment:
                     # A segment when rows came, else only now and then (fresh counters).
@@ -459,8 +472,17 @@ class Recorder:
         )
 
     def _write(self, segments: SegmentDir, records: dict[int, np.ndarray]) -> int:
-        """Decode drained records into the current segment; returns the bytes drained."""
+        """Decode drained records into the current segment; returns the bytes drained.
+        With --max-events, rows past the limit are counted (over_limit), not written, and
+        the recording stops."""
+        limit = self.opts.max_events
         for name, table in decode_buffers(records).items():
+            if limit is not None:
+                room = max(0, limit - sum(self.written.values()))
+                if table.num_rows >= room:
+                    self.over_limit[name] += table.num_rows - room
+                    table = table.slice(0, room)
+                    self._stop_reason = self._stop_reason or "max-events"
             segments.write(table)
             self.written[name] += table.num_rows
         return sum(len(b) for b in records.values())
@@ -477,6 +499,7 @@ class Recorder:
             events[t.name] = {
                 "seen": int(seen.sum()),
                 "lost": int(lost.sum()),
+                "over_limit": self.over_limit[t.name],
                 "lost_timeline": line,
                 "written": self.written[t.name],
                 "seen_per_cpu": [int(x) for x in seen],

@@ -47,6 +47,17 @@ examples:
     help="With -e syscall: record only these system calls (comma list of names or "
     "numbers; in kernel).",
 )
+@click.option(
+    "--max-events",
+    type=int,
+    metavar="N",
+    help="Stop once N events are written (those captured after are counted, not kept).",
+)
+@click.option(
+    "--max-size",
+    metavar="SIZE",
+    help="Stop once the trace holds about SIZE bytes (e.g. 500M, 2G).",
+)
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
 @click.option("--ebpf", is_flag=True, hidden=True, help="Print the BPF program and exit.")
 @click.option(
@@ -58,7 +69,18 @@ examples:
 )
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- COMMAND [ARGS]...]")
 def record(
-    events, duration, pid, comm, output, syscalls, force, ebpf, ringbuf_pages, command
+    events,
+    duration,
+    pid,
+    comm,
+    output,
+    syscalls,
+    max_events,
+    max_size,
+    force,
+    ebpf,
+    ringbuf_pages,
+    command,
 ) -> None:
     """Record kernel events into a Parquet trace (needs root).
 
@@ -91,12 +113,30 @@ def record(
     opts = RecordOptions(
         types, out, duration, pid, list(command) or None, force, list(sys.argv), comm, numbers
     )
+    opts.max_events = max_events
+    opts.max_size = parse_size(max_size) if max_size is not None else None
     if ringbuf_pages is not None:
         opts.ringbuf_pages = ringbuf_pages
     result = Recorder(opts, log=lambda msg: click.echo(msg, err=True)).run()
     click.echo(f"Wrote {result.path} ({result.events} events, {result.lost} lost)", err=True)
     if result.exit_status:
         sys.exit(result.exit_status)
+
+
+def parse_size(text: str) -> int:
+    """`SIZE` as bytes: a number with an optional K, M, G or T (powers of 1024)."""
+    from bpfcap.formats.errors import UsageError
+
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    num, unit = (t[:-1], t[-1]) if t and t[-1] in units else (t, "")
+    try:
+        value = float(num) * units[unit]
+    except ValueError:
+        value = -1
+    if value <= 0:
+        raise UsageError(f"--max-size {text}: a size such as 500M or 2G")
+    return int(value)
 
 
 def _syscall_numbers(names: str, types) -> tuple[int, ...]:

@@ -222,6 +222,10 @@ class SegmentDir:
     def files(self) -> list[Path]:
         return sorted(self.path.glob(SEGMENT_GLOB))
 
+    def closed_bytes(self) -> int:
+        """Bytes in the closed segments (what the merged trace will about hold)."""
+        return sum(f.stat().st_size for f in self.files())
+
     def remove(self) -> None:
         for p in self.path.iterdir():
             p.unlink()

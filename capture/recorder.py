@@ -74,7 +74,16 @@ class RecordOptions:
     syscalls: tuple[int, ...] | None = None  # the syscall type's in-kernel filter
     max_events: int | None = None  # stop once this many events are written
     max_size: int | None = None  # stop once the closed segments hold this many bytes
+    # --rotate: the output is a directory of trace files, one per period (seconds) or
+    # size (bytes); --keep: only the newest N of them (a flight recorder).
+    rotate_s: float | None = None
+    rotate_bytes: int | None = None
+    keep: int | None = None
     ringbuf_pages: int = RINGBUF_PAGES
+
+    @property
+    def rotating(self) -> bool:
+        return self.rotate_s is not None or self.rotate_bytes is not None
 
 
 @dataclass
@@ -115,12 +124,21 @@ def _validate(opts: RecordOptions) -> None:
             raise UsageError(f"command not found: {opts.command[0]}")
         if opts.pid is not None:
             raise UsageError("-p and -- COMMAND cannot be combined")
-    if out.exists() and not opts.force:
+    if opts.keep is not None and not opts.rotating:
+        raise UsageError("--keep needs --rotate")
+    if opts.keep is not None and opts.keep < 1:
+        raise UsageError(f"--keep must be at least 1, not {opts.keep}")
+    if opts.rotating:
+        if out.exists():
+            raise OutputError(
+                f"{out} exists", "--rotate writes its files into a new directory: give one"
+            )
+    elif out.exists() and not opts.force:
         raise OutputError(f"{out} already exists", "pass --force to overwrite it")
-    if out.is_dir():
+    elif out.is_dir():
         raise OutputError(f"{out} is a directory", "give a file name with -o")
     partial = Path(str(out) + PARTIAL_SUFFIX)
-    if partial.exists():
+    if partial.exists() and not opts.rotating:
         raise OutputError(
             f"{partial} exists, left by a recording that did not stop cleanly",
             f"read it with `bpfcap info {partial}` and move it away",
@@ -230,6 +248,7 @@ class Recorder:
         self.log = log
         self._stop_reason: str | None = None
         self._told_stopping = False
+        self._rotate_now = False
         self._old_handlers: dict = {}
         self.written = {t.name: 0 for t in EVENT_TYPES}
         # Events captured after --max-events was reached: not written, by kind.
@@ -240,6 +259,13 @@ class Recorder:
         self.lost_timeline: dict[str, list[list[int]]] = {}
         self._segment_from_ns = 0
         self.max_drain_gap_ns = 0
+
+    def _on_hup(self, _signum, _frame) -> None:
+        """SIGHUP: start a new file now (--rotate); without --rotate there is one file."""
+        if self.opts.rotating:
+            self._rotate_now = True
+        else:
+            self.log("bpfcap: SIGHUP ignored: recording into one file (--rotate starts new ones)")
 
     def _on_signal(self, signum, _frame) -> None:
         if self._stop_reason is None:
@@ -282,7 +308,9 @@ class Recorder:
 
         # The segment directory is created before anything is loaded: an unwritable
         # output fails here, not after attaching.
-        segments = SegmentDir(Path(str(opts.output) + PARTIAL_SUFFIX))
+        segments = SegmentDir(
+            opts.output if opts.rotating else Path(str(opts.output) + PARTIAL_SUFFIX)
+        )
         child = release = None
         if opts.command:
             child, release = _spawn_held(opts.command)
@@ -346,6 +374,9 @@ class Recorder:
                 "comm": opts.comm,
                 "syscalls": list(opts.syscalls) if opts.syscalls is not None else None,
                 "max_events": opts.max_events,
+                "rotate_s": opts.rotate_s,
+                "rotate_bytes": opts.rotate_bytes,
+                "keep": opts.keep,
                 "max_size": opts.max_size,
                 "entry_stash": "task storage" if host.task_storage() else "hash",
                 "comm_cache": self.comm_cache,
@@ -378,6 +409,7 @@ class Recorder:
         self._old_handlers = {
             s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)
         }
+        self._old_handlers[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hup)
         exit_status = None
         error: BaseException | None = None
         try:
@@ -388,6 +420,7 @@ class Recorder:
             next_flush = attached_ns
             last_written = attached_ns
             last_drain = time.monotonic_ns()
+            rotated_at = attached_ns
             while self._stop_reason is None:
                 time.sleep(nap)
                 now = time.monotonic_ns()
@@ -413,13 +446,16 @@ class Recorder:
                 if opts.max_size is not None and self._stop_reason is None:
                     if segments.closed_bytes() >= opts.max_size:
                         self._stop_reason = "max-size"
-                full = segments.pending_rows >= SEGMENT_MAX_ROWS
+                full = segments.pending_rows >= SEGMENT_MAX_ROWS or self._rotate_now
                 if full or now >= next_segment:
                     # A segment when rows came, else only now and then (fresh counters).
                     if segments.has_rows or now - last_written >= QUIET_SEGMENT_S * 1e9:
                         segments.close_segment(self._meta(loaded, now, clean=False))
                         last_written = now
                     next_segment = (now if full else next_segment) + SEGMENT_S * 1e9
+                if opts.rotating and self._rotation_due(segments, now, rotated_at):
+                    segments.rotate(opts.keep)
+                    rotated_at, self._rotate_now = now, False
         except OSError as e:
             error = e
         # Stop: nothing more can arrive once the hooks are detached.
@@ -430,6 +466,8 @@ class Recorder:
                 # The last segment says the recording ended cleanly: should the merge
                 # below fail (a full disk), the segment directory is a whole trace.
                 segments.close_segment(self._meta(loaded, end, clean=True))
+                if opts.rotating:
+                    segments.rotate(opts.keep)
                 segments.finish()
             except OSError as e:
                 error = e
@@ -446,6 +484,16 @@ class Recorder:
             # Stopped by -d or a signal while the command still runs: it is not ours to kill.
             self.log(f"note: command (pid {child}) still running; recording stopped")
         final = self._meta(loaded, end, clean=True)
+        if opts.rotating:  # the directory is the trace: nothing to merge
+            ev = final["events"]
+            return RecordResult(
+                opts.output,
+                sum(v["written"] for v in ev.values()),
+                sum(v["lost"] for v in ev.values()),
+                segments.closed_bytes(),
+                exit_status,
+                final,
+            )
         n_segments = len(segments.files())
         if n_segments > 10:
             rows = sum(self.written.values())
@@ -470,6 +518,16 @@ class Recorder:
             exit_status,
             final,
         )
+
+    def _rotation_due(self, segments: SegmentDir, now: int, rotated_at: int) -> bool:
+        """A new file is due: SIGHUP came, the period ran out, or the segments since the
+        last rotation reached the size."""
+        o = self.opts
+        if self._rotate_now:
+            return True
+        if o.rotate_s is not None and now - rotated_at >= o.rotate_s * 1e9:
+            return True
+        return o.rotate_bytes is not None and segments.single_bytes() >= o.rotate_bytes
 
     def _write(self, segments: SegmentDir, records: dict[int, np.ndarray]) -> int:
         """Decode drained records into the current segment; returns the bytes drained.

@@ -14,6 +14,7 @@ examples:
   sudo bpfcap record -e open -p 181 -o x.parquet
   sudo bpfcap record -n nginx -d 30           # only tasks named nginx (filtered in kernel)
   sudo bpfcap record -- make -j2             # a command and its descendants, until it exits
+  sudo bpfcap record --rotate 60 --keep 10 -o flight/   # last 10 minutes, always
   sudo bpfcap record --ebpf -e exec          # print the BPF program and exit"""
 
 
@@ -58,6 +59,13 @@ examples:
     metavar="SIZE",
     help="Stop once the trace holds about SIZE bytes (e.g. 500M, 2G).",
 )
+@click.option(
+    "--rotate",
+    metavar="SECONDS|SIZE",
+    help="Write PATH as a directory of trace files, a new one every SECONDS (e.g. 60) or "
+    "SIZE (e.g. 100M); SIGHUP starts a new one. The directory is one trace.",
+)
+@click.option("--keep", type=int, metavar="N", help="With --rotate: keep only the newest N files.")
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
 @click.option("--ebpf", is_flag=True, hidden=True, help="Print the BPF program and exit.")
 @click.option(
@@ -77,6 +85,8 @@ def record(
     syscalls,
     max_events,
     max_size,
+    rotate,
+    keep,
     force,
     ebpf,
     ringbuf_pages,
@@ -115,15 +125,38 @@ def record(
     )
     opts.max_events = max_events
     opts.max_size = parse_size(max_size) if max_size is not None else None
+    if rotate is not None:
+        opts.rotate_s, opts.rotate_bytes = parse_rotate(rotate)
+    opts.keep = keep
     if ringbuf_pages is not None:
         opts.ringbuf_pages = ringbuf_pages
     result = Recorder(opts, log=lambda msg: click.echo(msg, err=True)).run()
     click.echo(f"Wrote {result.path} ({result.events} events, {result.lost} lost)", err=True)
+    if opts.keep is not None:
+        from bpfcap.formats.trace import open_trace, rows_by_kind
+
+        kept = sum(rows_by_kind(open_trace(result.path)).values())
+        click.echo(f"  of which the newest {kept} are kept (--keep {opts.keep})", err=True)
     if result.exit_status:
         sys.exit(result.exit_status)
 
 
-def parse_size(text: str) -> int:
+def parse_rotate(text: str) -> tuple[float | None, int | None]:
+    """--rotate: (seconds, None) for a number (optionally ending in s), (None, bytes)
+    for a size with a K, M, G or T suffix."""
+    from bpfcap.formats.errors import UsageError
+
+    t = text.strip().lower().removesuffix("s")
+    try:
+        seconds = float(t)
+    except ValueError:
+        return None, parse_size(text, "--rotate")
+    if seconds <= 0:
+        raise UsageError(f"--rotate {text}: seconds (60) or a size (100M)")
+    return seconds, None
+
+
+def parse_size(text: str, flag: str = "--max-size") -> int:
     """`SIZE` as bytes: a number with an optional K, M, G or T (powers of 1024)."""
     from bpfcap.formats.errors import UsageError
 
@@ -135,7 +168,7 @@ def parse_size(text: str) -> int:
     except ValueError:
         value = -1
     if value <= 0:
-        raise UsageError(f"--max-size {text}: a size such as 500M or 2G")
+        raise UsageError(f"{flag} {text}: a size such as 500M or 2G")
     return int(value)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -44,6 +45,29 @@ KEY_VERSION = b"bpfcap.format_version"
 KEY_META = b"bpfcap.meta"
 PARTIAL_SUFFIX = ".partial"
 SEGMENT_GLOB = "seg-*.parquet"
+# seg-000001.parquet: one segment; seg-000001-000060.parquet: segments 1 to 60 joined
+# (record --rotate). A joined file wins over its segments where both are present (the
+# recorder was killed between writing the join and deleting the segments).
+_SEGMENT_RE = re.compile(r"^seg-(\d+)(?:-(\d+))?\.parquet$")
+
+
+def trace_files(directory: Path) -> list[Path]:
+    """The segment files of a directory trace, in time order, each row once."""
+    spans = []
+    for f in directory.glob(SEGMENT_GLOB):
+        m = _SEGMENT_RE.match(f.name)
+        if m:
+            a = int(m.group(1))
+            joined = m.group(2) is not None
+            spans.append((a, int(m.group(2)) if joined else a, joined, f))
+    covered = [(a, b) for a, b, joined, _ in spans if joined]
+    return [
+        f
+        for a, _, joined, f in sorted(spans)
+        if joined or not any(lo <= a <= hi for lo, hi in covered)
+    ]
+
+
 COMPRESSION = "zstd"
 ROW_GROUP_ROWS = 1 << 20
 # Dictionary encoding where values repeat (names, paths); min/max statistics only where
@@ -220,7 +244,38 @@ class SegmentDir:
             pass
 
     def files(self) -> list[Path]:
-        return sorted(self.path.glob(SEGMENT_GLOB))
+        return trace_files(self.path)
+
+    def rotate(self, keep: int | None) -> None:
+        """Join the single segments written so far (the one being written included, as
+        the writer thread runs jobs in order) into one file, seg-A-B.parquet; then keep
+        only the newest `keep` joined files (a flight recorder)."""
+        if self._writing is not None:
+            self._writing.result()  # raises an earlier write's error here
+        self._writing = self._pool.submit(self._rotate, self.path, self.index, keep)
+
+    @staticmethod
+    def _rotate(path: Path, upto: int, keep: int | None) -> None:
+        singles = []
+        for f in trace_files(path):
+            m = _SEGMENT_RE.match(f.name)
+            if m and m.group(2) is None and int(m.group(1)) <= upto:
+                singles.append((int(m.group(1)), f))
+        if singles:
+            first, last = singles[0][0], singles[-1][0]
+            meta = json.loads(pq.read_metadata(singles[-1][1]).metadata[KEY_META])
+            out = path / f"seg-{first:06d}-{last:06d}.parquet"
+            merge_files([f for _, f in singles], out, meta)
+            for _, f in singles:
+                f.unlink()
+        if keep is not None:
+            joined = [f for f in trace_files(path) if "-" in f.name[4:]]
+            for f in joined[: max(0, len(joined) - keep)]:
+                f.unlink()
+
+    def single_bytes(self) -> int:
+        """Bytes in the closed segments not yet joined by rotate()."""
+        return sum(f.stat().st_size for f in self.files() if "-" not in f.name[len("seg-") :])
 
     def closed_bytes(self) -> int:
         """Bytes in the closed segments (what the merged trace will about hold)."""
@@ -499,7 +554,7 @@ def open_trace(path: str | os.PathLike) -> Trace:
         if not p.exists():
             raise TraceFormatError(f"{p}: no such file or directory")
         if p.is_dir():
-            files = sorted(p.glob(SEGMENT_GLOB))
+            files = trace_files(p)
             if not files:
                 raise TraceFormatError(f"{p}: a directory with no trace segments in it")
             complete = None  # from the last segment: whether the recording ended there

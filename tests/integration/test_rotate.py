@@ -1,0 +1,103 @@
+"""--rotate and --keep (issue 5, points 2 and 4): a directory of trace files is one trace
+for every command; SIGHUP starts a new file; --keep is a flight recorder."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from e2e import BPFCAP, bpfcap, start_recorder, wrote_line
+
+from bpfcap.formats.trace import open_trace
+
+PATH = "/etc/hostname"
+OPENER = f"""import os, sys, time
+n, seconds = int(sys.argv[1]), float(sys.argv[2])
+for i in range(n):
+    os.close(os.open("{PATH}", os.O_RDONLY))
+    if i % 1000 == 999:
+        time.sleep(seconds * 1000 / n)
+"""
+
+
+def opens_of_path(trace: Path) -> int:
+    t = open_trace(trace)
+    paths = t.read("open", ["path"])["path"].to_pylist()
+    return sum(p == PATH.encode() for p in paths)
+
+
+def joined(d: Path) -> list[str]:
+    return sorted(f.name for f in d.glob("seg-*-*.parquet"))
+
+
+def test_rotation_by_time_keeps_every_event_once(tmp_path: Path) -> None:
+    out = tmp_path / "rot"
+    r = subprocess.run(
+        [BPFCAP, "record", "-e", "open", "--rotate", "1", "-o", out, "--",
+         sys.executable, "-c", OPENER, "20011", "4"],
+        capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert out.is_dir() and len(joined(out)) >= 3
+    assert not list(out.glob("*.tmp")) and not list(out.glob("seg-??????.parquet"))
+    assert opens_of_path(out) == 20011  # across every file, none twice
+    info = bpfcap("info", out).stdout.decode()
+    assert "stopped:    cleanly (command exited)" in info
+    ops = bpfcap("report", "opensnoop", out).stdout.decode()
+    assert ops.count(PATH) == 20011
+
+
+def test_keep_is_a_flight_recorder(tmp_path: Path) -> None:
+    out = tmp_path / "flight"
+    r = subprocess.run(
+        [BPFCAP, "record", "-e", "open", "--rotate", "1", "--keep", "2", "-o", out, "--",
+         sys.executable, "-c", OPENER, "30000", "5"],
+        capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    files = joined(out)
+    assert len(files) == 2, files
+    kept = opens_of_path(out)
+    assert 0 < kept < 30000
+    m = re.search(rb"of which the newest (\d+) are kept \(--keep 2\)", r.stderr)
+    assert m, r.stderr
+
+
+def test_sighup_starts_a_new_file_and_size_rotation(tmp_path: Path) -> None:
+    out = tmp_path / "hup"
+    rec = start_recorder("-e", "open", "--rotate", "3600", "-o", out)
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", OPENER, "3001", "0"], check=True)
+        time.sleep(1.2)
+        rec.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+    assert len(joined(out)) == 2  # one per SIGHUP
+    rec.send_signal(signal.SIGINT)
+    _, err = rec.communicate(timeout=60)
+    assert rec.returncode == 0, err
+    wrote_line(err)
+    assert opens_of_path(out) == 6002
+
+    by_size = tmp_path / "size"
+    rec = start_recorder("-e", "open", "--rotate", "150K", "-o", by_size)
+    subprocess.run([sys.executable, "-c", OPENER, "200000", "3"], check=True)
+    rec.send_signal(signal.SIGINT)
+    rec.communicate(timeout=60)
+    assert len(joined(by_size)) >= 3
+    assert opens_of_path(by_size) == 200000
+
+
+def test_rotate_arguments(tmp_path: Path) -> None:
+    (tmp_path / "exists").mkdir()
+    for args, message in [
+        (["--keep", "3", "-o", tmp_path / "x"], b"--keep needs --rotate"),
+        (["--rotate", "10", "--keep", "0", "-o", tmp_path / "x"], b"--keep must be at least 1"),
+        (["--rotate", "soon", "-o", tmp_path / "x"], b"--rotate soon: a size such as"),
+        (["--rotate", "10", "-o", tmp_path / "exists"], b"exists; --rotate writes its files"),
+    ]:
+        r = bpfcap("record", *args, check=False)
+        assert r.returncode in (1, 2) and message in r.stderr, (args, r.stderr)

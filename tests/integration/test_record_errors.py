@@ -120,3 +120,29 @@ def test_ebpf_prints_the_program():
     text = r.stdout.decode()
     assert "-DFILTER_TGID=1" in text and "struct open_event {" in text
     assert "struct exec_event" not in text
+
+
+def test_never_follows_a_symlink_or_clobbers_what_it_did_not_create(tmp_path):
+    """As root, -o pointing at a symlink (to a file that matters), with and without
+    --force, and symlinks planted where the recorder writes its temporary files."""
+    precious = tmp_path / "precious"
+    precious.write_text("keep me")
+    link = tmp_path / "t.parquet"
+    link.symlink_to(precious)
+    r = bpfcap("record", "-e", "open", "-d", "1", "-o", link, check=False)
+    one_error(r, 1, f"{link} already exists", "--force")
+    # With --force the link itself is replaced by the trace; its target is untouched.
+    bpfcap("record", "-e", "open", "-d", "1", "-o", link, "--force")
+    assert precious.read_text() == "keep me"
+    assert not link.is_symlink() and link.read_bytes().startswith(b"PAR1")
+    assert oct(link.stat().st_mode & 0o777) == "0o600"
+    # A symlink planted at the segment directory's name, and at the merge's temporary file.
+    out = tmp_path / "u.parquet"
+    (tmp_path / "u.parquet.partial").symlink_to(precious)
+    r = bpfcap("record", "-e", "open", "-d", "1", "-o", out, check=False)
+    assert r.returncode == 1 and b"u.parquet.partial exists" in r.stderr, r.stderr
+    (tmp_path / "u.parquet.partial").unlink()
+    (tmp_path / "u.parquet.tmp").symlink_to(precious)
+    r = bpfcap("record", "-e", "open", "-d", "1", "-o", out, check=False)
+    assert r.returncode == 1 and r.stderr.count(b"error: ") == 1, r.stderr
+    assert precious.read_text() == "keep me"

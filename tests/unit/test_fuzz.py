@@ -174,3 +174,31 @@ def test_metadata_replaced_by_any_json(good, tmp_path, data) -> None:
     p = tmp_path / "t.parquet"
     pq.write_table(table.replace_schema_metadata(md), p)
     check(p, data.draw(st.sampled_from(COMMANDS), label="command"))
+
+
+def test_truncated_at_every_length(good, tmp_path) -> None:
+    """Every prefix of a small trace: opened and read whole, or refused in one error."""
+    from bpfcap.formats.errors import BpfcapError
+    from bpfcap.formats.events import EVENT_TYPES
+    from bpfcap.formats.trace import open_trace
+
+    p = tmp_path / "t.parquet"
+    readable = 0
+    for keep in range(len(good) + 1):
+        p.write_bytes(good[:keep])
+        try:
+            t = open_trace(p)
+            for k in EVENT_TYPES:
+                t.read(k.name)
+            readable += 1
+        except BpfcapError as e:
+            assert str(p) in str(e)
+    assert readable == 1  # only the whole file
+
+
+def test_absurd_footer_length_is_refused(good, tmp_path) -> None:
+    """A footer claiming 4 GB (Parquet keeps its length in the 4 bytes before the end)."""
+    p = tmp_path / "t.parquet"
+    p.write_bytes(good[:-8] + (0xFFFFFFF0).to_bytes(4, "little") + b"PAR1")
+    rc, err = run_cli(["info", str(p)])
+    assert rc == 1 and err.count("\n") == 1 and str(p) in err

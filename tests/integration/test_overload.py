@@ -54,3 +54,6 @@ def test_flood_counts_every_loss(tmp_path, storm):
     assert hostname + c["lost"] >= OPENS
     out = bpfcap("report", "opensnoop", trace)
     assert f"{c['lost']} open events were lost".encode() in out.stderr
+    # The loss is placed in time too: within the segments it fell in.
+    assert c["lost_timeline"] and c["lost_timeline"][-1][2] == c["lost"]
+    print(f"\nflood: seen {c['seen']}, written {c['written']}, lost {c['lost']}")

@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +180,7 @@ class SegmentDir:
         self.index = 0
         self._pending: dict[str, list[pa.Table]] = {}
         self._pending_rows = 0
+        self._sizes = (0, 0)  # bytes in single segments, in all files (see _job)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpfcap-writer")
         self._writing: Future | None = None
         try:
@@ -220,7 +221,7 @@ class SegmentDir:
         meta = dict(meta, segment=self.index)
         if self._writing is not None:
             self._writing.result()  # at most one segment in flight; raises its error
-        self._writing = self._pool.submit(self._write_segment, path, pending, meta)
+        self._writing = self._pool.submit(self._job, self._write_segment, path, pending, meta)
 
     @staticmethod
     def _write_segment(path: Path, pending: dict[str, list[pa.Table]], meta: dict) -> None:
@@ -252,7 +253,7 @@ class SegmentDir:
         only the newest `keep` joined files (a flight recorder)."""
         if self._writing is not None:
             self._writing.result()  # raises an earlier write's error here
-        self._writing = self._pool.submit(self._rotate, self.path, self.index, keep)
+        self._writing = self._pool.submit(self._job, self._rotate, self.path, self.index, keep)
 
     @staticmethod
     def _rotate(path: Path, upto: int, keep: int | None) -> None:
@@ -273,13 +274,27 @@ class SegmentDir:
             for f in joined[: max(0, len(joined) - keep)]:
                 f.unlink()
 
+    def _job(self, work, *args) -> None:
+        """Run a writer-thread job, then take the directory's sizes once: the recorder
+        asks for them at every drain (--max-size, --rotate SIZE), and they change only
+        here."""
+        try:
+            work(*args)
+        finally:
+            files = self.files()
+            single = [f for f in files if "-" not in f.name[len("seg-") :]]
+            self._sizes = (
+                sum(f.stat().st_size for f in single),
+                sum(f.stat().st_size for f in files),
+            )
+
     def single_bytes(self) -> int:
         """Bytes in the closed segments not yet joined by rotate()."""
-        return sum(f.stat().st_size for f in self.files() if "-" not in f.name[len("seg-") :])
+        return self._sizes[0]
 
     def closed_bytes(self) -> int:
         """Bytes in the closed segments (what the merged trace will about hold)."""
-        return sum(f.stat().st_size for f in self.files())
+        return self._sizes[1]
 
     def remove(self) -> None:
         for p in self.path.iterdir():
@@ -315,6 +330,14 @@ class Trace:
     meta: dict[str, Any]
     complete: bool  # False when the recorder did not stop cleanly (a segment directory)
     size: int
+    # Each file's Parquet footer, parsed once by open_trace(): row groups, statistics and
+    # schema are read from here by every later call (a directory may hold thousands).
+    footers: list[pq.FileMetaData] = field(default_factory=list, repr=False)
+
+    def _footers(self) -> list[tuple[Path, pq.FileMetaData]]:
+        if len(self.footers) != len(self.files):
+            self.footers = [_read_footer(f)[1] for f in self.files]
+        return list(zip(self.files, self.footers))
 
     @property
     def version(self) -> int:
@@ -325,7 +348,7 @@ class Trace:
         alone; `mixed`: the group may hold other kinds too (bpfcap writes none such)."""
         return [
             (f, i, one is None)
-            for f, i, _, one in _row_group_kinds(self.files)
+            for f, i, _, one in _row_group_kinds(self._footers())
             if one in (None, kind)
         ]
 
@@ -370,9 +393,9 @@ class Trace:
 
     def _check_columns(self, names: list[str]) -> None:
         """The columns exist, with the types this bpfcap reads (a file may be hostile)."""
-        for f in self.files:
+        for f, md in self._footers():
             with _reading(f):
-                schema = pq.read_schema(f)
+                schema = md.schema.to_arrow_schema()
             missing = [n for n in names if n not in schema.names]
             if missing:
                 raise TraceFormatError(f"{f}: column(s) {', '.join(missing)} missing")
@@ -395,12 +418,13 @@ class Trace:
         return pa.concat_tables(chunks) if chunks else SCHEMA.empty_table().select(names)
 
 
-def _row_group_kinds(files: list[Path]) -> Iterator[tuple[Path, int, int, str | None]]:
+def _row_group_kinds(
+    footers: list[tuple[Path, pq.FileMetaData]],
+) -> Iterator[tuple[Path, int, int, str | None]]:
     """(file, row group, rows, its kind) of every non-empty row group, from statistics
     alone; the kind is None where the statistics do not name a single one."""
-    for f in files:
+    for f, md in footers:
         with _reading(f):
-            md = pq.read_metadata(f)
             if "kind" not in md.schema.names:
                 raise TraceFormatError(f"{f}: no kind column")
             col = md.schema.names.index("kind")
@@ -418,7 +442,7 @@ def _row_group_kinds(files: list[Path]) -> Iterator[tuple[Path, int, int, str | 
 def rows_by_kind(trace: Trace) -> dict[str, int]:
     """Rows per kind, from row-group statistics (data read only where they do not say)."""
     out: dict[str, int] = {}
-    for f, i, rows, one in _row_group_kinds(trace.files):
+    for f, i, rows, one in _row_group_kinds(trace._footers()):
         if one is not None:
             out[one] = out.get(one, 0) + rows
             continue
@@ -444,8 +468,9 @@ def _reading(path: Path) -> Iterator[None]:
         ) from e
 
 
-def _read_footer(path: Path) -> dict[str, Any]:
-    """Metadata of one file, with the version checked before anything else is trusted."""
+def _read_footer(path: Path) -> tuple[dict[str, Any], pq.FileMetaData]:
+    """bpfcap metadata and Parquet footer of one file, with the version checked before
+    anything else is trusted."""
     try:
         md = pq.read_metadata(path)
     except PermissionError:
@@ -482,7 +507,7 @@ def _read_footer(path: Path) -> dict[str, Any]:
     if bad:
         raise TraceFormatError(f"{path}: corrupt bpfcap metadata ({bad})")
     meta["format_version"] = version
-    return meta
+    return meta, md
 
 
 def _is_int(v: Any) -> bool:
@@ -561,13 +586,13 @@ def open_trace(path: str | os.PathLike) -> Trace:
         else:
             files = [p]
             complete = True
-        metas = [_read_footer(f) for f in files]
+        footers = [_read_footer(f) for f in files]
     except PermissionError as e:
         raise TraceFormatError(
             f"{e.filename or p}: permission denied",
             "traces are private (0600): read it as its owner, or copy it with sudo",
         ) from e
-    meta = metas[-1]
+    meta = footers[-1][0]
     if complete is None:
         # A recorder that stopped cleanly writes its last segment with clean_stop (the
         # merge into one file may still have failed, on a full disk say); one that was
@@ -580,4 +605,5 @@ def open_trace(path: str | os.PathLike) -> Trace:
         meta,
         complete and bool(meta.get("clean_stop", True)),
         sum(f.stat().st_size for f in files),
+        [md for _, md in footers],
     )

@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -330,14 +330,6 @@ class Trace:
     meta: dict[str, Any]
     complete: bool  # False when the recorder did not stop cleanly (a segment directory)
     size: int
-    # Each file's Parquet footer, parsed once by open_trace(): row groups, statistics and
-    # schema are read from here by every later call (a directory may hold thousands).
-    footers: list[pq.FileMetaData] = field(default_factory=list, repr=False)
-
-    def _footers(self) -> list[tuple[Path, pq.FileMetaData]]:
-        if len(self.footers) != len(self.files):
-            self.footers = [_read_footer(f)[1] for f in self.files]
-        return list(zip(self.files, self.footers))
 
     @property
     def version(self) -> int:
@@ -348,7 +340,7 @@ class Trace:
         alone; `mixed`: the group may hold other kinds too (bpfcap writes none such)."""
         return [
             (f, i, one is None)
-            for f, i, _, one in _row_group_kinds(self._footers())
+            for f, i, _, one in _row_group_kinds(self.files)
             if one in (None, kind)
         ]
 
@@ -393,9 +385,9 @@ class Trace:
 
     def _check_columns(self, names: list[str]) -> None:
         """The columns exist, with the types this bpfcap reads (a file may be hostile)."""
-        for f, md in self._footers():
+        for f in self.files:
             with _reading(f):
-                schema = md.schema.to_arrow_schema()
+                schema = pq.read_schema(f)
             missing = [n for n in names if n not in schema.names]
             if missing:
                 raise TraceFormatError(f"{f}: column(s) {', '.join(missing)} missing")
@@ -418,13 +410,12 @@ class Trace:
         return pa.concat_tables(chunks) if chunks else SCHEMA.empty_table().select(names)
 
 
-def _row_group_kinds(
-    footers: list[tuple[Path, pq.FileMetaData]],
-) -> Iterator[tuple[Path, int, int, str | None]]:
+def _row_group_kinds(files: list[Path]) -> Iterator[tuple[Path, int, int, str | None]]:
     """(file, row group, rows, its kind) of every non-empty row group, from statistics
     alone; the kind is None where the statistics do not name a single one."""
-    for f, md in footers:
+    for f in files:
         with _reading(f):
+            md = pq.read_metadata(f)
             if "kind" not in md.schema.names:
                 raise TraceFormatError(f"{f}: no kind column")
             col = md.schema.names.index("kind")
@@ -442,7 +433,7 @@ def _row_group_kinds(
 def rows_by_kind(trace: Trace) -> dict[str, int]:
     """Rows per kind, from row-group statistics (data read only where they do not say)."""
     out: dict[str, int] = {}
-    for f, i, rows, one in _row_group_kinds(trace._footers()):
+    for f, i, rows, one in _row_group_kinds(trace.files):
         if one is not None:
             out[one] = out.get(one, 0) + rows
             continue
@@ -468,9 +459,8 @@ def _reading(path: Path) -> Iterator[None]:
         ) from e
 
 
-def _read_footer(path: Path) -> tuple[dict[str, Any], pq.FileMetaData]:
-    """bpfcap metadata and Parquet footer of one file, with the version checked before
-    anything else is trusted."""
+def _read_footer(path: Path) -> dict[str, Any]:
+    """Metadata of one file, with the version checked before anything else is trusted."""
     try:
         md = pq.read_metadata(path)
     except PermissionError:
@@ -507,7 +497,7 @@ def _read_footer(path: Path) -> tuple[dict[str, Any], pq.FileMetaData]:
     if bad:
         raise TraceFormatError(f"{path}: corrupt bpfcap metadata ({bad})")
     meta["format_version"] = version
-    return meta, md
+    return meta
 
 
 def _is_int(v: Any) -> bool:
@@ -586,13 +576,13 @@ def open_trace(path: str | os.PathLike) -> Trace:
         else:
             files = [p]
             complete = True
-        footers = [_read_footer(f) for f in files]
+        metas = [_read_footer(f) for f in files]
     except PermissionError as e:
         raise TraceFormatError(
             f"{e.filename or p}: permission denied",
             "traces are private (0600): read it as its owner, or copy it with sudo",
         ) from e
-    meta = footers[-1][0]
+    meta = metas[-1]
     if complete is None:
         # A recorder that stopped cleanly writes its last segment with clean_stop (the
         # merge into one file may still have failed, on a full disk say); one that was
@@ -605,5 +595,4 @@ def open_trace(path: str | os.PathLike) -> Trace:
         meta,
         complete and bool(meta.get("clean_stop", True)),
         sum(f.stat().st_size for f in files),
-        [md for _, md in footers],
     )

@@ -912,11 +912,9 @@ def _meta(t: Trace, key: str) -> Any:
 
 
 def _render(table: Any, columns: Any, fmt: str) -> None:
-    from bpfcap.cli.render import write
-
-    out = sys.stdout.buffer
-    write(table, columns, fmt, out)
-    out.flush()
+    """A whole report table to stdout."""
+    _write(table, columns, fmt, sys.stdout.buffer)
+    sys.stdout.buffer.flush()
 
 
 # Rows are stored in drain order: one completing at T is on disk within well under a

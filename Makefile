@@ -31,15 +31,21 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy --ignore-missing-imports formats analyze
 
-# Record the sample trace of the current format (needs root); see sample-traces/README.md.
-# Samples of released formats are never re-recorded: they are what old files look like.
+# Record the sample traces of the current format (needs root); see sample-traces/README.md.
+# Samples already there are never re-recorded: they are what older files look like.
 SAMPLE := sample-traces/v$(shell $(PY) -c 'from bpfcap.formats.trace import FORMAT_VERSION as v; print(v)' 2>/dev/null)-open-exec.parquet
 KERNEL_SAMPLE := $(subst open-exec,kernel,$(SAMPLE))
+STRUCTS_SAMPLE := $(subst open-exec,structs,$(SAMPLE))
+export STRUCTS_WORKLOAD = $(PY) tests/workloads/accepts.py && $(PY) tests/workloads/cwd_opens.py /tmp/bpfcap-sample-cwd && /bin/true structs-sample
 sample: setup
 	touch /tmp/bpfcap-wl-sample-ok
-	$(VENV)/bin/bpfcap record -o $(SAMPLE) -- $(PY) tests/workload.py run sample
-	$(VENV)/bin/bpfcap record -e all --syscall getppid -o $(KERNEL_SAMPLE) -- \
-	    $(PY) tests/workload.py kernel /var/tmp
+	test -e $(SAMPLE) || $(VENV)/bin/bpfcap record -o $(SAMPLE) -- \
+	    $(PY) tests/workload.py run sample
+	test -e $(KERNEL_SAMPLE) || $(VENV)/bin/bpfcap record -e all --syscall getppid \
+	    -o $(KERNEL_SAMPLE) -- $(PY) tests/workload.py kernel /var/tmp
+	rm -rf /tmp/bpfcap-sample-cwd
+	test -e $(STRUCTS_SAMPLE) || $(VENV)/bin/bpfcap record -e exec,open,tcp \
+	    -o $(STRUCTS_SAMPLE) -- sh -c "$$STRUCTS_WORKLOAD"
 
 clean:
 	rm -rf $(VENV) build *.egg-info out

@@ -95,9 +95,16 @@ def _load(program: Program, parent: int) -> tuple[dict, list[int]]:
     names = ["events", "stats", *(f"{t.name}_batches" for t in program.types)]
     if "-DFILTER_TREE" in program.cflags:
         names.append("tracked")
+    from bcc.libbcc import lib
+
     for name in names:
+        # The descriptor alone (b[name] would build BCC's ctypes view of the value, which
+        # it gets wrong for 2-D char arrays; the recorder reads values raw).
+        fd = lib.bpf_table_fd(b.module, name.encode())
+        if fd < 0:
+            raise CaptureUnavailable(f"BPF map {name} missing from the program")
         maps[name] = len(fds)
-        fds.append(b[name].map_fd)
+        fds.append(fd)
     # The programs themselves: the recorder reads how often the kernel skipped each.
     progs = {}
     for name, fn in b.funcs.items():

@@ -27,8 +27,19 @@ import struct
 from dataclasses import dataclass
 from importlib import resources
 
-from bpfcap.formats.events import EVENT_TYPES, EXEC_ARGSIZE, EXEC_MAXARGS, FORK, TCP
+from bpfcap.formats.events import (
+    ACCEPT,
+    CWD_MAXDIRS,
+    CWD_NAMESIZE,
+    EVENT_TYPES,
+    EXEC_ARGSIZE,
+    EXEC_MAXARGS,
+    FORK,
+    TCP,
+)
 from bpfcap.formats.schema import EventType
+
+from .btf import member_macro
 
 # 16 MiB: at 1M open events/s (~340 B each) that is ~50 ms of events, over twice the
 # recorder's busy drain period (20 ms); more would count in the recorder's RSS.
@@ -185,12 +196,14 @@ def generate(
     task_storage: bool = False,
     filter_comm: bytes | None = None,
     syscalls: tuple[int, ...] | None = None,
-    tcp_sock_offsets: dict[str, int] | None = None,
+    kernel_offsets: dict[str, dict[str, int]] | None = None,
     ringbuf_pages: int = RINGBUF_PAGES,
 ) -> Program:
     """The C text and -D flags recording `selected` with the hooks in `present`.
     `syscalls`: the system call numbers the syscall type records (None: all).
-    `tcp_sock_offsets`: bytes_received and bytes_acked in struct tcp_sock, from BTF."""
+    `kernel_offsets`: for each kernel read the BPF code may do ("<type>.<read>", see
+    formats KernelRead), the byte offsets of its struct members in this kernel (from its
+    BTF); reads not given are compiled out."""
     types = tuple(t for t in EVENT_TYPES if t in selected or (filter_tree and t is FORK))
     max_kind = max(t.kind_id for t in EVENT_TYPES)
     parts = [
@@ -198,11 +211,13 @@ def generate(
         f"#define RINGBUF_PAGES {ringbuf_pages}",
         f"#define EXEC_MAXARGS {EXEC_MAXARGS}",
         f"#define EXEC_ARGSIZE {EXEC_ARGSIZE}",
+        f"#define CWD_MAXDIRS {CWD_MAXDIRS}",
+        f"#define CWD_NAMESIZE {CWD_NAMESIZE}",
         *(f"#define KIND_{t.name} {t.kind_id}" for t in EVENT_TYPES),
         _bpf_source("common.h"),
         _syscall_filter(syscalls),
         *(_batch_code(t) for t in types),
-        *(_bpf_source(f"{t.name}.c") for t in types),
+        *(_bpf_source(f"{t.name}.c") for t in types if t.emitted_by is None),
         "static __always_inline void flush_all(void)\n{\n"
         + "".join(f"    {t.name}_flush();\n" for t in types)
         + "}\n",
@@ -222,15 +237,17 @@ def generate(
         # The comm as the two little-endian u64 words bpf_get_current_comm() fills.
         lo, hi = struct.unpack("<QQ", filter_comm.ljust(16, b"\0")[:16])
         cflags += [f"-DFILTER_COMM_LO={lo:#x}ULL", f"-DFILTER_COMM_HI={hi:#x}ULL"]
-    if TCP in types:
+    if TCP in types or ACCEPT in types:
         # Socket ids are kernel addresses XOR a key that dies with the recording.
         cflags.append(f"-DSOCK_ID_KEY={int.from_bytes(os.urandom(8), 'little'):#x}ULL")
-        offs = tcp_sock_offsets or {}
-        if "bytes_received" in offs and "bytes_acked" in offs:
-            cflags += [
-                f"-DTCP_RX_OFF={offs['bytes_received']}",
-                f"-DTCP_TX_OFF={offs['bytes_acked']}",
-            ]
+    members: dict[str, int] = {}
+    for t in types:
+        for r in t.kernel_reads:
+            offsets = (kernel_offsets or {}).get(f"{t.name}.{r.name}")
+            if offsets is not None:
+                cflags.append(f"-DHAVE_KREAD_{t.name}_{r.name}")
+                members.update(offsets)
+    cflags += [f"-D{member_macro(m)}={off}" for m, off in sorted(members.items())]
     hooks = {tp for t in types for group in t.hooks for tp in group}
     if filter_tree:
         hooks.update(TREE_HOOKS)

@@ -34,7 +34,7 @@ import numpy as np
 
 from bpfcap import __version__
 from bpfcap.formats.errors import CaptureUnavailable, OutputError, UsageError
-from bpfcap.formats.events import DEFAULT_TYPES, EVENT_TYPES, TCP
+from bpfcap.formats.events import DEFAULT_TYPES, EVENT_TYPES
 from bpfcap.formats.schema import EventType
 from bpfcap.formats.trace import (
     FORMAT_VERSION,
@@ -46,6 +46,7 @@ from bpfcap.formats.trace import (
 from . import host
 from .bpf_loader import BCC_FIX
 from .bpfgen import AUX_HOOKS, FLUSH_HZ, RINGBUF_PAGES, TREE_HOOKS, generate
+from .btf import resolve_reads
 from .decode import decode_buffers
 
 SEGMENT_S = 1.0
@@ -177,42 +178,34 @@ def check_host() -> None:
 
 
 def probe_manifest(
-    types: tuple[EventType, ...], present: set[str], filter_tree: bool
+    types: tuple[EventType, ...],
+    present: set[str],
+    filter_tree: bool,
+    kernel_reads: dict[str, dict] | None = None,
 ) -> list[dict]:
-    """One entry per hook group: attached, or missing (which tracepoint, and so what)."""
+    """One entry per hook group: attached, or missing (which tracepoint, or which kernel
+    struct read a type cannot record without, and so what)."""
     out = []
     groups = [(t.name, g) for t in types for g in t.hooks]
     if filter_tree:
         groups.append(("(process tree filter)", TREE_HOOKS))
+    needs = {
+        key.split(".")[0]: f"needs {key} ({r['reason']})"
+        for key, r in (kernel_reads or {}).items()
+        if r["required"] and r["status"] != "btf"
+    }
     for name, group in groups:
         missing = [tp for tp in group if tp not in present]
+        reason = f"tracepoint {', '.join(missing)} not on this kernel" if missing else ""
         out.append(
             {
                 "event": name,
                 "tracepoints": list(group),
-                "status": "missing" if missing else "attached",
-                "reason": f"tracepoint {', '.join(missing)} not on this kernel" if missing else "",
+                "status": "missing" if missing or name in needs else "attached",
+                "reason": reason or needs.get(name, ""),
             }
         )
     return out
-
-
-def _tcp_sock_offsets(types: tuple[EventType, ...]) -> tuple[dict[str, int] | None, str]:
-    """Where bytes_received and bytes_acked are in struct tcp_sock, from the kernel's
-    BTF, and "btf"; or None and why not (the tcp rows then have no byte counts)."""
-    if TCP not in types:
-        return None, "not recorded"
-    from .btf import BTFError, member_offsets
-
-    try:
-        offs = member_offsets("tcp_sock", ["bytes_received", "bytes_acked"])
-    except OSError as e:
-        return None, f"no kernel BTF ({e.strerror}: {e.filename})"
-    except BTFError as e:
-        return None, f"kernel BTF unreadable ({e})"
-    if len(offs) != 2:
-        return None, "struct tcp_sock in the kernel's BTF lacks bytes_received/bytes_acked"
-    return offs, "btf"
 
 
 def _rows_in(segment: Path) -> int:
@@ -291,7 +284,9 @@ class Recorder:
             wanted.update(TREE_HOOKS)
         present = host.present_tracepoints(wanted | set(AUX_HOOKS))
         self.comm_cache = host.task_storage() and "task:task_rename" in present
-        manifest = probe_manifest(opts.events, present, filter_tree)
+        # Kernel struct members, located in this kernel's BTF (never from headers).
+        offsets, self.kernel_reads = resolve_reads(opts.events)
+        manifest = probe_manifest(opts.events, present, filter_tree, self.kernel_reads)
         usable = {m["event"] for m in manifest if m["status"] == "attached"}
         if not any(t.name in usable for t in opts.events):
             raise CaptureUnavailable(
@@ -301,6 +296,10 @@ class Recorder:
         for m in manifest:
             if m["status"] != "attached":
                 self.log(f"warning: {m['event']}: {m['reason']}; those calls are not recorded")
+        for key, r in self.kernel_reads.items():
+            if r["status"] != "btf" and not r["required"]:
+                null = f"; {', '.join(r['columns'])} will be null" if r["columns"] else ""
+                self.log(f"warning: {key}: {r['reason']}{null}")
         if filter_tree and "(process tree filter)" not in usable:
             raise CaptureUnavailable(
                 "cannot follow a command's processes: sched_process_fork/exit tracepoints missing"
@@ -314,9 +313,6 @@ class Recorder:
         child = release = None
         if opts.command:
             child, release = _spawn_held(opts.command)
-        self.tcp_sock_offsets, self.tcp_bytes = _tcp_sock_offsets(opts.events)
-        if TCP in opts.events and self.tcp_bytes != "btf":
-            self.log(f"warning: tcp: {self.tcp_bytes}; tcplife's TX_KB and RX_KB will be empty")
         program = generate(
             opts.events,
             present,
@@ -326,7 +322,7 @@ class Recorder:
             task_storage=host.task_storage(),
             filter_comm=opts.comm.encode() if opts.comm else None,
             syscalls=opts.syscalls,
-            tcp_sock_offsets=self.tcp_sock_offsets,
+            kernel_offsets=offsets,
             ringbuf_pages=opts.ringbuf_pages,
         )
         from .kernel import LoadedProgram
@@ -361,6 +357,7 @@ class Recorder:
             "processes": host.process_snapshot(),
             "disks": host.disks(),
             "probes": manifest,
+            "kernel_reads": self.kernel_reads,
             "settings": {
                 "events": [t.name for t in opts.events],
                 "pid": opts.pid,
@@ -380,7 +377,6 @@ class Recorder:
                 "max_size": opts.max_size,
                 "entry_stash": "task storage" if host.task_storage() else "hash",
                 "comm_cache": self.comm_cache,
-                "tcp_bytes": self.tcp_bytes,
                 "batch": {t.name: t.batch for t in opts.events},
             },
             # bpf_load_s: compiling (clang, in a helper process) and attaching.

@@ -101,7 +101,7 @@ def record(
 
     from bpfcap.capture.recorder import Recorder, RecordOptions
     from bpfcap.formats.errors import UsageError
-    from bpfcap.formats.events import BY_NAME, DEFAULT_TYPES, EVENT_TYPES
+    from bpfcap.formats.events import BY_NAME, DEFAULT_TYPES, EVENT_TYPES, with_companions
 
     types = DEFAULT_TYPES
     if events == "all":
@@ -114,7 +114,8 @@ def record(
                 f"unknown event type {', '.join(unknown) or repr(events)}",
                 f"choose from {', '.join(BY_NAME)}",
             )
-        types = tuple(t for t in EVENT_TYPES if t.name in names)
+        # open brings cwd (opensnoop -F), tcp brings accept (tcpaccept's PID).
+        types = with_companions(tuple(t for t in EVENT_TYPES if t.name in names))
     numbers = _syscall_numbers(syscalls, types) if syscalls is not None else None
     if ebpf:
         _print_program(types, pid, bool(command), comm, numbers)
@@ -194,6 +195,7 @@ def _print_program(types, pid, tree, comm, syscalls) -> None:
     import os
 
     from bpfcap.capture.bpfgen import generate
+    from bpfcap.capture.btf import resolve_reads
 
     hooks = {tp for t in types for g in t.hooks for tp in g}
     program = generate(
@@ -204,6 +206,7 @@ def _print_program(types, pid, tree, comm, syscalls) -> None:
         filter_tree=tree,
         filter_comm=comm.encode() if comm else None,
         syscalls=syscalls,
+        kernel_offsets=resolve_reads(types)[0],
     )
     click.echo(f"// cflags: {' '.join(program.cflags)}")
     click.echo(program.text)

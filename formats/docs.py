@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .events import EVENT_TYPES
 from .schema import COMMON_FIELDS, KIND_FIELD, Field
-from .trace import FORMAT_VERSION, KEY_META, KEY_VERSION
+from .trace import ADDED_TO_V1, FORMAT_VERSION, KEY_META, KEY_VERSION
 
 
 def _type(f: Field) -> str:
@@ -36,8 +36,16 @@ def render() -> str:
         "",
         f"Footer key-value metadata: `{KEY_VERSION.decode()}` (the format version, checked",
         f"before anything else) and `{KEY_META.decode()}` (JSON: host, kernel, versions, command",
-        "line, clock mapping, probe manifest, seen/lost counters per type and CPU, process",
-        "snapshot, settings, the recorder's own CPU time and memory).",
+        "line, clock mapping, probe manifest, kernel struct reads, seen/lost counters per type",
+        "and CPU, process snapshot, settings, the recorder's own CPU time and memory).",
+        "",
+        "Format 1 only ever gains columns: a file written before a column existed reads it as",
+        f"null (added since the first format-1 files: {', '.join(sorted(ADDED_TO_V1))}).",
+        "",
+        "Kernel structs: where a column needs a kernel struct member that no tracepoint",
+        "carries, the recorder finds its offset in the running kernel's BTF",
+        "(`/sys/kernel/btf/vmlinux`) and compiles it in; without it the columns below stay null",
+        "and the metadata's `kernel_reads` says which read was left out and why.",
         "",
         "Times: `ts_ns` is CLOCK_MONOTONIC; wall clock = `ts_ns` + "
         "`clock.realtime_minus_monotonic_ns` from the metadata.",
@@ -59,6 +67,19 @@ def render() -> str:
             "",
             f"Hooks: {hooks}.",
             "",
+            *(
+                f"Kernel struct read `{t.name}.{r.name}`: {r.doc} "
+                f"({', '.join(m for m, _ in r.members)})"
+                + (
+                    "; without it no row of this kind is recorded."
+                    if r.required
+                    else f"; without it: null {', '.join(r.columns)}."
+                    if r.columns
+                    else "."
+                )
+                for r in t.kernel_reads
+            ),
+            *([""] if t.kernel_reads else []),
             "| column | type | unit | meaning |",
             "|---|---|---|---|",
             *(_row(f) for f in t.fields if f.column),

@@ -5,7 +5,7 @@ info) follows from the declaration.
 
 from __future__ import annotations
 
-from .schema import EventType, Field, trace_schema
+from .schema import EventType, Field, KernelRead, trace_schema
 
 # Shared members: the same name means the same thing in every type that has it.
 LAT = Field(
@@ -30,6 +30,7 @@ OPEN = EventType(
     kind_id=1,
     doc="A completed open(2), openat(2) or openat2(2); one row per call (opensnoop).",
     hooks=tuple((f"syscalls:sys_enter_{sc}", f"syscalls:sys_exit_{sc}") for sc in OPEN_SYSCALLS),
+    with_types=("cwd",),
     fields=(
         LAT,
         RET,
@@ -45,11 +46,40 @@ OPEN = EventType(
     ),
 )
 
+# A task's parent, read at the exec as BCC's execsnoop reads it (real_parent->tgid, comm).
+PARENT_READ = KernelRead(
+    "parent",
+    "the parent at the exec's return, as BCC's execsnoop reads it (reports without it "
+    "find parents in fork rows and the process snapshot taken at start)",
+    members=(("task_struct.real_parent", 8), ("task_struct.tgid", 4), ("task_struct.comm", 16)),
+    columns=("ppid", "pcomm"),
+)
+# The new program's argv, on its fresh stack: resident whatever the caller's pages were.
+IMAGE_READ = KernelRead(
+    "image",
+    "argv strings that were not resident in the caller's memory at entry, read from the "
+    "new program's stack after a successful exec; without it they stay empty (as in BCC)",
+    members=(
+        ("task_struct.mm", 8),
+        ("mm_struct.start_stack", 8),
+        ("mm_struct.arg_start", 8),
+    ),
+)
+EXEC_ARGS_FROM = ("entry", "image")
+
 EXEC = EventType(
     name="exec",
     kind_id=2,
-    doc="A completed execve(2) or execveat(2), successful or not; one row per call (execsnoop).",
-    hooks=tuple((f"syscalls:sys_enter_{sc}", f"syscalls:sys_exit_{sc}") for sc in EXEC_SYSCALLS),
+    doc="A completed execve(2) or execveat(2), successful or not; one row per call "
+    "(execsnoop). Strings are copied at entry from the caller's memory as BCC does; those "
+    "not resident there (after fork, a page of string literals is not mapped in the child "
+    "until touched, and BPF cannot fault it in) are taken, when the exec succeeds, from "
+    "sched:sched_process_exec (the filename) and from the new program's stack (argv).",
+    hooks=(
+        *((f"syscalls:sys_enter_{sc}", f"syscalls:sys_exit_{sc}") for sc in EXEC_SYSCALLS),
+        ("sched:sched_process_exec",),
+    ),
+    kernel_reads=(PARENT_READ, IMAGE_READ),
     fields=(
         LAT,
         RET,
@@ -62,14 +92,42 @@ EXEC = EventType(
             boolean=True,
         ),
         Field(
+            "args_from",
+            "u8",
+            "Where filename and args were read: entry (the caller's memory at sys_enter, "
+            "as BCC), or image when some were not resident there and the exec succeeded "
+            "(sched_process_exec's filename, the new program's argv)",
+            enum=EXEC_ARGS_FROM,
+        ),
+        Field(
+            "args_unread",
+            "u32",
+            "Strings that could not be read anywhere, as a bit mask (bit 0: filename, bit "
+            "i: argv[i]); they are empty, as BCC shows them",
+        ),
+        Field(
+            "ppid",
+            "u32",
+            "Parent process id (real_parent's tgid) at the exec's return; null where the "
+            "recording could not read it (see kernel_reads)",
+            null_if=0,
+        ),
+        # Kept in the entry stash, not in the trace: argc as counted at entry (to find
+        # the caller's arguments behind an interpreter's in the new program's argv) and
+        # the user pointers (to read strings again at a failed exec's return).
+        Field("argc", "u32", "argc at entry (0xFFFFFFFF: not known)", column=False),
+        Field("filename_ptr", "u64", "filename argument (user address)", column=False),
+        Field("argv_ptr", "u64", "argv argument (user address)", column=False),
+        Field(
             "filename",
             f"char[{EXEC_ARGSIZE}]",
-            f"Filename argument as passed (first {EXEC_ARGSIZE - 1} bytes)",
+            f"Filename argument as passed (first {EXEC_ARGSIZE} bytes)",
         ),
+        Field("pcomm", "char[16]", "Parent's command name at the exec (empty where ppid is null)"),
         Field(
             "args",
             f"char[{EXEC_MAXARGS}][{EXEC_ARGSIZE}]",
-            f"argv[1..{EXEC_MAXARGS}] copied at entry (each first {EXEC_ARGSIZE - 1} bytes)",
+            f"argv[1..{EXEC_MAXARGS}] (each first {EXEC_ARGSIZE} bytes)",
             count="nargs",
         ),
     ),
@@ -184,6 +242,19 @@ TCP_STATES = (
 )
 NOT_KNOWN = 0xFFFFFFFFFFFFFFFF
 
+# Members of tcp and accept rows: one socket, as the kernel names it.
+SOCK = Field(
+    "sock",
+    "u64",
+    "Socket id: the kernel's socket address, scrambled with a key kept for the "
+    "recording only (no kernel address in the trace); the same in every row about one "
+    "socket (its state changes, its accept), until it closes",
+)
+FAMILY = Field("family", "u16", "Address family: 2 (AF_INET) or 10 (AF_INET6)")
+DPORT = Field("dport", "u16", "Remote port")
+SADDR = Field("saddr", "u8[16]", "Local address (IPv4: the first 4 bytes)")
+DADDR = Field("daddr", "u8[16]", "Remote address (IPv4: the first 4 bytes)")
+
 TCP = EventType(
     name="tcp",
     kind_id=8,
@@ -192,42 +263,148 @@ TCP = EventType(
     "the one current at the change: the socket's user in process context, possibly an "
     "unrelated task when the change happens in softirq (as in BCC).",
     hooks=(("sock:inet_sock_set_state",),),
-    fields=(
-        Field(
-            "sock",
-            "u64",
-            "Socket id: the kernel's socket address, scrambled with a key kept for the "
-            "recording only (no kernel address in the trace); the same for every change "
-            "of one socket, until it closes",
+    kernel_reads=(
+        KernelRead(
+            "bytes",
+            "bytes received and acked at a change to CLOSE (tcplife's RX_KB, TX_KB)",
+            members=(("tcp_sock.bytes_received", 8), ("tcp_sock.bytes_acked", 8)),
+            columns=("rx_bytes", "tx_bytes"),
         ),
+    ),
+    with_types=("accept",),
+    fields=(
+        SOCK,
         Field("oldstate", "u8", "State before the change", enum=TCP_STATES),
         Field("newstate", "u8", "State after the change", enum=TCP_STATES),
-        Field("family", "u16", "Address family: 2 (AF_INET) or 10 (AF_INET6)"),
+        FAMILY,
         Field("sport", "u16", "Local port (0 before it is chosen, e.g. at SYN_SENT)"),
-        Field("dport", "u16", "Remote port"),
-        Field("saddr", "u8[16]", "Local address (IPv4: the first 4 bytes)"),
-        Field("daddr", "u8[16]", "Remote address (IPv4: the first 4 bytes)"),
+        DPORT,
+        SADDR,
+        DADDR,
         Field(
             "rx_bytes",
             "u64",
             "At a change to CLOSE: tcp_sock.bytes_received (null elsewhere, or where the "
-            "kernel has no BTF to locate it)",
+            "recording could not read it: see kernel_reads)",
             unit="bytes",
             null_if=NOT_KNOWN,
         ),
         Field(
             "tx_bytes",
             "u64",
-            "At a change to CLOSE: tcp_sock.bytes_acked (null elsewhere, or without BTF)",
+            "At a change to CLOSE: tcp_sock.bytes_acked (null elsewhere, or where the "
+            "recording could not read it)",
             unit="bytes",
             null_if=NOT_KNOWN,
         ),
     ),
 )
 
+
+# BCC opensnoop -F's walk: NAME_MAX-byte reads of 32 names, the open's filename included.
+CWD_MAXDIRS = 31
+CWD_NAMESIZE = 255
+
+CWD = EventType(
+    name="cwd",
+    kind_id=9,
+    doc="A task's working directory as opensnoop -F finds it (the names from the "
+    "directory up to the root, crossing mount points), recorded by the open type's "
+    "programs at a task's first open of a relative path and again after its directory "
+    "changed; the opens of the same tid from ts_ns on were made there.",
+    hooks=OPEN.hooks,
+    emitted_by="open",
+    kernel_reads=(
+        KernelRead(
+            "walk",
+            "the working directory's names (opensnoop -F)",
+            members=(
+                ("task_struct.fs", 8),
+                ("fs_struct.pwd.dentry", 8),
+                ("fs_struct.pwd.mnt", 8),
+                ("dentry.d_parent", 8),
+                ("dentry.d_name.name", 8),
+                ("vfsmount.mnt_root", 8),
+                ("mount.mnt", None),
+                ("mount.mnt_parent", 8),
+                ("mount.mnt_mountpoint", 8),
+            ),
+            columns=("dirs",),
+            required=True,
+        ),
+    ),
+    fields=(
+        Field("depth", "u8", "Number of entries used in dirs", column=False),
+        Field(
+            "dirs",
+            f"char[{CWD_MAXDIRS}][{CWD_NAMESIZE}]",
+            "Directory names from the working directory up, as BCC opensnoop -F reads them "
+            f"(each first {CWD_NAMESIZE - 1} bytes; a mount's root reads `/`; the root "
+            f"itself is not included; at most {CWD_MAXDIRS})",
+            count="depth",
+        ),
+    ),
+)
+
+ACCEPT_SYSCALLS = ("accept", "accept4")
+
+ACCEPT = EventType(
+    name="accept",
+    kind_id=10,
+    doc="An accept(2) or accept4(2) that returned a TCP socket: the accepting task, and "
+    "the connection as read from the new socket (tcpaccept). ts_ns is when the call "
+    "returned. Recorded with tcp.",
+    hooks=tuple((f"syscalls:sys_exit_{sc}",) for sc in ACCEPT_SYSCALLS),
+    kernel_reads=(
+        KernelRead(
+            "socket",
+            "the socket behind the returned file descriptor and its addresses",
+            members=(
+                ("task_struct.files", 8),
+                ("files_struct.fdt", 8),
+                ("fdtable.max_fds", 4),
+                ("fdtable.fd", 8),
+                ("file.private_data", 8),
+                ("socket.sk", 8),
+                ("sock.sk_protocol", 2),
+                ("sock.__sk_common.skc_family", 2),
+                ("sock.__sk_common.skc_num", 2),
+                ("sock.__sk_common.skc_dport", 2),
+                ("sock.__sk_common.skc_rcv_saddr", 4),
+                ("sock.__sk_common.skc_daddr", 4),
+                ("sock.__sk_common.skc_v6_rcv_saddr", 16),
+                ("sock.__sk_common.skc_v6_daddr", 16),
+            ),
+            columns=("sock", "family", "sport", "dport", "saddr", "daddr"),
+            required=True,
+        ),
+    ),
+    fields=(
+        RET,
+        Field("syscall", "u8", "Which system call", enum=ACCEPT_SYSCALLS),
+        SOCK,
+        FAMILY,
+        Field("sport", "u16", "Local port"),
+        DPORT,
+        SADDR,
+        DADDR,
+    ),
+)
+
 # The registry: one line per type.
-EVENT_TYPES = (OPEN, EXEC, FORK, SYSCALL, SIGNAL, BIO, RUNQ, TCP)
+EVENT_TYPES = (OPEN, EXEC, FORK, SYSCALL, SIGNAL, BIO, RUNQ, TCP, CWD, ACCEPT)
 BY_NAME = {t.name: t for t in EVENT_TYPES}
 BY_KIND_ID = {t.kind_id: t for t in EVENT_TYPES}
-DEFAULT_TYPES = tuple(t for t in EVENT_TYPES if t.default)
 SCHEMA = trace_schema(EVENT_TYPES)
+
+
+def with_companions(types: tuple[EventType, ...]) -> tuple[EventType, ...]:
+    """`types` plus the types recorded along with them (with_types), and the type that
+    emits a type recorded by another's programs (emitted_by), in registry order."""
+    names = {t.name for t in types}
+    names |= {c for t in types for c in t.with_types}
+    names |= {t.emitted_by for t in types if t.emitted_by}
+    return tuple(t for t in EVENT_TYPES if t.name in names)
+
+
+DEFAULT_TYPES = with_companions(tuple(t for t in EVENT_TYPES if t.default))

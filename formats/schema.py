@@ -130,15 +130,43 @@ KIND_FIELD = pa.field(
 
 
 @dataclass(frozen=True)
+class KernelRead:
+    """Kernel struct members that a type's BPF code reads, and what they give.
+
+    No tracepoint carries some of what BCC shows (a task's parent, its working directory,
+    the socket behind a file descriptor, a TCP socket's byte counts): the BPF code reads
+    them from kernel structs, at byte offsets found in the running kernel's BTF when
+    recording starts (capture/btf.py), never from header files, which may belong to
+    another kernel. Without BTF (or where a member is missing or of another size) the
+    read is compiled out: `columns` stay null, a `required` read means the type records
+    nothing, and the trace's `kernel_reads` metadata says which and why.
+
+    members: ("struct.member[.member]", size in bytes the BPF code reads, or None where
+    only the offset is used), e.g. ("task_struct.real_parent", 8).
+    The BPF code is compiled with `HAVE_KREAD_<type>_<name>` and one `KF_...` offset
+    constant per member (capture/btf.py member_macro()).
+    """
+
+    name: str
+    doc: str
+    members: tuple[tuple[str, int | None], ...]
+    columns: tuple[str, ...] = ()
+    required: bool = False
+
+
+@dataclass(frozen=True)
 class EventType:
     """An event type: its id in the BPF program, its hooks, its fields, its docs.
 
     hooks: groups of tracepoints ("category:name"); each group works on its own (e.g. the
     enter/exit pair of one syscall), so a kernel that lacks one group still records the
-    others. The BPF code for the type lives in capture/bpf/<name>.c.
+    others. The BPF code for the type lives in capture/bpf/<name>.c, unless `emitted_by`
+    names the type whose programs emit its rows (then its hooks are that type's).
     batch: events per ring-buffer record (bounded by the 32 KiB per-CPU map value limit).
     default: recorded when `record` is given no -e (False for types whose volume should
     be asked for).
+    kernel_reads: struct members its BPF code reads (see KernelRead).
+    with_types: types recorded whenever this one is (their rows complete its reports).
     """
 
     name: str
@@ -148,6 +176,9 @@ class EventType:
     fields: tuple[Field, ...]
     max_batch: int = 64
     default: bool = True
+    kernel_reads: tuple[KernelRead, ...] = ()
+    with_types: tuple[str, ...] = ()
+    emitted_by: str | None = None
     all_fields: tuple[Field, ...] = field(init=False)
 
     def __post_init__(self) -> None:

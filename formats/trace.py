@@ -90,6 +90,10 @@ WRITE_OPTIONS = dict(
     },
 )
 _UPGRADE = "upgrade bpfcap (pip install -U bpfcap) to read it"
+# Columns added to format 1 after its first files were written (the format only ever
+# gains columns): a file without them was written by a recorder that did not know them,
+# and reads them as null. Any other missing column makes the file unreadable.
+ADDED_TO_V1 = frozenset({"args_from", "args_unread", "ppid", "pcomm", "dirs"})
 
 
 def _footer(meta: dict[str, Any]) -> dict[bytes, bytes]:
@@ -360,7 +364,7 @@ class Trace:
         todo = self.row_groups(kind) if groups is None else groups
         if not todo:
             return  # no rows of this kind (an older trace may lack its columns too)
-        self._check_columns(columns)
+        absent = self._check_columns(columns)
         opened: dict[Path, pq.ParquetFile] = {}
 
         def read(f: Path, i: int, mixed: bool) -> pa.Table:
@@ -368,10 +372,18 @@ class Trace:
             if pf is None:
                 with _reading(f):
                     pf = opened[f] = pq.ParquetFile(f, read_dictionary=list(as_dictionary))
+            here = [c for c in columns if c not in absent[f]]
             with _reading(f):
-                t = pf.read_row_group(i, columns=["kind", *columns] if mixed else columns)
+                t = pf.read_row_group(i, columns=["kind", *here] if mixed else here)
             if mixed:
                 t = t.filter(pc.equal(t["kind"], kind)).drop_columns(["kind"])
+            if absent[f]:  # columns this file predates: null, in the order asked for
+                t = pa.table(
+                    {
+                        c: t[c] if c in here else pa.nulls(t.num_rows, SCHEMA.field(c).type)
+                        for c in columns
+                    }
+                )
             return t
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpfcap-read") as pool:
@@ -383,21 +395,28 @@ class Trace:
             if ahead is not None:
                 yield ahead.result()
 
-    def _check_columns(self, names: list[str]) -> None:
-        """The columns exist, with the types this bpfcap reads (a file may be hostile)."""
+    def _check_columns(self, names: list[str]) -> dict[Path, set[str]]:
+        """The columns exist, with the types this bpfcap reads (a file may be hostile),
+        except those added to the format after a file was written: returned, per file,
+        to be read as null."""
+        absent = {}
         for f in self.files:
             with _reading(f):
                 schema = pq.read_schema(f)
-            missing = [n for n in names if n not in schema.names]
+            absent[f] = {n for n in names if n not in schema.names and n in ADDED_TO_V1}
+            missing = [n for n in names if n not in schema.names and n not in absent[f]]
             if missing:
                 raise TraceFormatError(f"{f}: column(s) {', '.join(missing)} missing")
             for n in names:
+                if n in absent[f]:
+                    continue
                 have, want = (
                     schema.field(n).type,
                     SCHEMA.field(n).type if n in SCHEMA.names else None,
                 )
                 if want is not None and have != want:
                     raise TraceFormatError(f"{f}: column {n} is {have}, not {want}")
+        return absent
 
     def read(self, kind: str, columns: list[str] | None = None) -> pa.Table:
         """All rows of one kind as one table: the kind's own columns unless `columns` is
@@ -547,6 +566,15 @@ _META_SHAPE = {
     "agent": lambda v: isinstance(v, dict),
     "probes": lambda v: isinstance(v, list) and all(isinstance(p, dict) for p in v),
     "missed_runs": _dict_of(_is_int),
+    "kernel_reads": _dict_of(
+        lambda r: (
+            isinstance(r, dict)
+            and isinstance(r.get("status"), str)
+            and isinstance(r.get("reason"), str)
+            and isinstance(r.get("columns"), list)
+            and all(isinstance(c, str) for c in r["columns"])
+        )
+    ),
     "command_line": lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v),
 }
 

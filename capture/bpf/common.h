@@ -1,5 +1,6 @@
-/* Shared by every bpfcap BPF program. Reads no kernel struct: only tracepoint arguments,
- * helpers and user memory (the kernel headers on a host may not match the kernel).
+/* Shared by every bpfcap BPF program. Reads tracepoint arguments, helpers and user
+ * memory, and kernel structs only through KREAD at offsets from the running kernel's BTF
+ * (the kernel headers on a host may not match the kernel; see capture/btf.py).
  *
  * Compile-time settings arrive as -D flags (read-only constants, no text substitution):
  *   SELF_TGID      the recorder itself, never recorded
@@ -9,8 +10,17 @@
  *   FILTER_COMM_LO/HI  record only tasks with this comm (its 16 bytes as two u64)
  *   HAVE_<cat>__<tp> for each tracepoint that exists on this kernel
  *   EVENT_<name>   for each event type recorded
+ *   HAVE_KREAD_<type>_<read>  for each kernel read (formats/events.py KernelRead) whose
+ *                  struct members were found in the kernel's BTF, and KF_<struct>__<member>
+ *                  the byte offset of each of those members
  */
 #include <uapi/linux/ptrace.h>
+
+/* A kernel struct member, at `base` + `off` (a KF_ offset from the kernel's BTF), into
+ * `dst` (the size the BTF says it has; checked when the offsets were found). 0 on success;
+ * on failure dst is zeroed. */
+#define KREAD(dst, base, off) \
+    bpf_probe_read_kernel(&(dst), sizeof(dst), (void *)((u64)(base) + (off)))
 
 /* One ring buffer for all types; records are batches, written with BPF_RB_NO_WAKEUP:
  * user space polls on a timer instead of being woken per record. */

@@ -1,5 +1,10 @@
 /* open: sys_enter stashes the arguments by thread id, sys_exit emits one row
- * (BCC opensnoop's kprobe+kretprobe pairing, on stable tracepoints). */
+ * (BCC opensnoop's kprobe+kretprobe pairing, on stable tracepoints).
+ *
+ * With the cwd type, an open of a relative path also records the task's working
+ * directory (opensnoop -F), as a cwd row, when it is not the one the task last recorded:
+ * the stash keeps which (fs->pwd's dentry and mount), so a task pays for the walk once
+ * per directory, not once per open. */
 #define O_CREAT_ 0100
 #define O_TMPFILE_ 020200000
 
@@ -10,6 +15,8 @@ struct open_start {
     u32 mode;
     u8 syscall;
     COMM_CACHE;
+    u64 cwd_dentry; /* the working directory last recorded as a cwd row */
+    u64 cwd_mnt;
 };
 
 BPFCAP_STASH(open_start, struct open_start, 16384, ts);
@@ -35,6 +42,54 @@ static __always_inline int open_enter(const char *filename, u32 flags, u32 mode,
     return 0;
 }
 
+#if defined(EVENT_cwd) && defined(HAVE_KREAD_cwd_walk)
+/* BCC opensnoop -F's walk (tools/opensnoop.py, FULLPATH): from fs->pwd up through
+ * d_parent, reading each d_name (NAME_MAX bytes with the NUL), crossing a mount's root
+ * to the dentry it is mounted on; the real root ends it (its name is not counted). */
+static __always_inline void cwd_note(struct open_start *s, u64 id, u64 now)
+{
+    u64 task = bpf_get_current_task(), fs = 0, dentry = 0, vfsmnt = 0;
+    if (KREAD(fs, task, KF_task_struct__fs) || !fs)
+        return;
+    KREAD(dentry, fs, KF_fs_struct__pwd__dentry);
+    KREAD(vfsmnt, fs, KF_fs_struct__pwd__mnt);
+    if (!dentry || (dentry == s->cwd_dentry && vfsmnt == s->cwd_mnt))
+        return;
+    struct cwd_batch *b;
+    struct cwd_event *c = cwd_slot(&b);
+    if (!c)
+        return;
+    s->cwd_dentry = dentry;
+    s->cwd_mnt = vfsmnt;
+    c->ts_ns = now;
+    fill_current(c, id);
+    bpf_get_current_comm(&c->comm, sizeof(c->comm));
+    c->depth = 0;
+    u64 mnt = vfsmnt - KF_mount__mnt; /* container_of(vfsmnt, struct mount, mnt) */
+    u64 name = 0, parent = 0, mnt_root = 0, mnt_parent = 0;
+#pragma unroll
+    for (int i = 0; i < CWD_MAXDIRS; i++) {
+        KREAD(name, dentry, KF_dentry__d_name__name);
+        if (bpf_probe_read_kernel_str(&c->dirs[i], CWD_NAMESIZE, (void *)name) < 0)
+            break;
+        KREAD(mnt_root, vfsmnt, KF_vfsmount__mnt_root);
+        KREAD(parent, dentry, KF_dentry__d_parent);
+        if (dentry == parent || dentry == mnt_root) {
+            KREAD(mnt_parent, mnt, KF_mount__mnt_parent);
+            if (mnt == mnt_parent)
+                break; /* the real root */
+            KREAD(dentry, mnt, KF_mount__mnt_mountpoint);
+            mnt = mnt_parent;
+            vfsmnt = mnt + KF_mount__mnt;
+        } else {
+            dentry = parent;
+        }
+        c->depth++;
+    }
+    cwd_commit(b);
+}
+#endif
+
 static __always_inline int open_exit(long ret)
 {
     u64 id = bpf_get_current_pid_tgid();
@@ -56,6 +111,10 @@ static __always_inline int open_exit(long ret)
         /* The length saves user space a scan for the NUL (returned length includes it). */
         int n = bpf_probe_read_user_str(&e->path, sizeof(e->path), s->filename);
         e->path_len = n > 0 ? n - 1 : 0;
+#if defined(EVENT_cwd) && defined(HAVE_KREAD_cwd_walk)
+        if (n > 1 && e->path[0] != '/')
+            cwd_note(s, id, e->ts_ns + e->lat_ns);
+#endif
         open_commit(b);
     }
     open_start_done(tid, s);

@@ -2,7 +2,7 @@
  * recorded; with one, a socket is followed from its first change by a kept task, so
  * that its later changes in softirq context (any task current) are kept too.
  * At a change to CLOSE, bytes received and acked are read from struct tcp_sock at
- * offsets found in the running kernel's BTF (TCP_RX_OFF, TCP_TX_OFF; capture/btf.py). */
+ * offsets found in the running kernel's BTF (the tcp type's `bytes` kernel read). */
 #define TCP_PROTO 6
 #define TCP_CLOSE_STATE 7
 #define TCP_NOT_KNOWN 0xFFFFFFFFFFFFFFFFULL
@@ -54,11 +54,11 @@ TRACEPOINT_PROBE(sock, inet_sock_set_state)
     }
     e->rx_bytes = TCP_NOT_KNOWN;
     e->tx_bytes = TCP_NOT_KNOWN;
-#if defined(TCP_RX_OFF) && defined(TCP_TX_OFF)
+#if defined(HAVE_KREAD_tcp_bytes)
     if (args->newstate == TCP_CLOSE_STATE) {
-        if (bpf_probe_read_kernel(&e->rx_bytes, 8, (void *)(sk + TCP_RX_OFF)))
+        if (KREAD(e->rx_bytes, sk, KF_tcp_sock__bytes_received))
             e->rx_bytes = TCP_NOT_KNOWN;
-        if (bpf_probe_read_kernel(&e->tx_bytes, 8, (void *)(sk + TCP_TX_OFF)))
+        if (KREAD(e->tx_bytes, sk, KF_tcp_sock__bytes_acked))
             e->tx_bytes = TCP_NOT_KNOWN;
     }
 #endif

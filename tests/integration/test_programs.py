@@ -1,6 +1,6 @@
 """The generated BPF program compiles, passes the verifier and attaches with every event
-type and every filter, in both entry-stash modes (task storage; the hash used on kernels
-without it)."""
+type, every filter and every kernel struct read, in both entry-stash modes (task storage;
+the hash used on kernels without it)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from bpfcap.capture import host
 from bpfcap.capture.bpfgen import AUX_HOOKS, TREE_HOOKS, generate
+from bpfcap.capture.btf import resolve_reads
 from bpfcap.formats.events import EVENT_TYPES
 
 
@@ -28,7 +29,7 @@ def test_program_loads(task_storage: bool, filters: str) -> None:
         present,
         self_tgid=os.getpid(),
         task_storage=task_storage,
-        tcp_sock_offsets={"bytes_received": 1752, "bytes_acked": 1824},
+        kernel_offsets=resolve_reads(EVENT_TYPES)[0],
         **kw,
     )
     b = BPF(text=program.text.encode(), cflags=program.cflags)

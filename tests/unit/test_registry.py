@@ -57,8 +57,17 @@ def test_declaration_is_complete(t):
     names = {f.name for f in t.all_fields}
     assert all(f.length in names for f in t.all_fields if f.length)
     assert all(f.count in names for f in t.all_fields if f.count)
-    assert resources.files("bpfcap.capture").joinpath("bpf", f"{t.name}.c").is_file()
+    source = t.emitted_by or t.name  # a type emitted by another's programs has no file
+    assert resources.files("bpfcap.capture").joinpath("bpf", f"{source}.c").is_file()
+    assert t.emitted_by is None or t.hooks == BY_NAME[t.emitted_by].hooks
+    assert all(c in BY_NAME for c in t.with_types)
     assert t.hooks and all(":" in tp for g in t.hooks for tp in g)
+    column_names = {f.name for f in t.columns}
+    for r in t.kernel_reads:
+        assert r.doc and r.members
+        assert set(r.columns) <= column_names
+        for member, size in r.members:
+            assert member.count(".") >= 1 and size in (None, 1, 2, 4, 8, 16)
     # A batch must fit the kernel's 32 KiB limit for a per-CPU map value.
     assert t.batch_dtype().itemsize <= 32 * 1024
     for f in t.columns:

@@ -136,25 +136,11 @@ def parents(
     n = len(tgid)
     ex_pid = np.asarray(tgid.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
     ex_ts = np.asarray(ts_ns.cast(pa.uint64()).to_numpy(zero_copy_only=False), dtype=np.uint64)
-    nf = forks.num_rows
-    fk_child = _ints(forks, "child_pid", np.int64)
-    fk_ts = _ints(forks, "ts_ns", np.uint64)
     fk_tgid = _ints(forks, "tgid", np.int64)
-    fk_comm = forks.column("comm").to_pylist() if nf else []
-
-    # Merge forks and lookups in (pid, ts) order, forks before lookups at equal ts; the
-    # last fork seen at each position is then the candidate, valid if its pid matches.
-    pid = np.concatenate([fk_child, ex_pid])
-    ts = np.concatenate([fk_ts, ex_ts])
-    is_lookup = np.concatenate([np.zeros(nf, np.int8), np.ones(n, np.int8)])
-    order = np.lexsort((is_lookup, ts, pid))
-    pos = np.arange(len(order))
-    last_fork = np.maximum.accumulate(np.where(is_lookup[order] == 0, pos, -1))
-    found = np.full(n, -1, dtype=np.int64)  # fork row index per lookup, -1 if none
-    at = np.nonzero(is_lookup[order] == 1)[0]
-    cand = last_fork[at]
-    ok = (cand >= 0) & (pid[order][np.maximum(cand, 0)] == pid[order][at])
-    found[order[at] - nf] = np.where(ok, order[np.maximum(cand, 0)], -1)
+    fk_comm = forks.column("comm").to_pylist() if forks.num_rows else []
+    found = last_at_or_before(
+        _ints(forks, "child_pid", np.int64), _ints(forks, "ts_ns", np.uint64), ex_pid, ex_ts
+    )
 
     snapshot = {int(p): (int(pp), as_bytes(c)) for p, pp, c in processes}
     ppids: list[int | None] = []
@@ -170,6 +156,29 @@ def parents(
         ppids.append(pp if known else None)
         pcomms.append(comm if known else None)
     return pa.array(ppids, pa.int64()), pa.array(pcomms, pa.binary())
+
+
+def last_at_or_before(
+    keys: np.ndarray, ts: np.ndarray, at_keys: np.ndarray, at_ts: np.ndarray
+) -> np.ndarray:
+    """For each lookup (at_keys[i], at_ts[i]): the index of the row with the same key and
+    the latest ts at or before at_ts[i] among (keys, ts), or -1 (an as-of join).
+
+    Rows and lookups are merged in (key, ts) order, rows before lookups at equal ts; the
+    last row seen at each position is then the candidate, valid if its key matches."""
+    nr, n = len(keys), len(at_keys)
+    key = np.concatenate([keys, at_keys])
+    when = np.concatenate([ts, at_ts])
+    is_lookup = np.concatenate([np.zeros(nr, np.int8), np.ones(n, np.int8)])
+    order = np.lexsort((is_lookup, when, key))
+    pos = np.arange(len(order))
+    last_row = np.maximum.accumulate(np.where(is_lookup[order] == 0, pos, -1))
+    found = np.full(n, -1, dtype=np.int64)
+    at = np.nonzero(is_lookup[order] == 1)[0]
+    cand = last_row[at]
+    ok = (cand >= 0) & (key[order][np.maximum(cand, 0)] == key[order][at])
+    found[order[at] - nr] = np.where(ok, order[np.maximum(cand, 0)], -1)
+    return found
 
 
 def _ints(table: pa.Table, name: str, dtype: type) -> np.ndarray:

@@ -81,10 +81,11 @@ def execsnoop(
     clock: dict[str, Any],
     processes: Sequence[Sequence[Any]],
 ) -> pa.Table:
-    """The execsnoop report of `execs` (rows of kind `exec`), with parents found from
-    `forks` (rows of kind `fork`) and the start-of-recording process snapshot `processes`
-    ([pid, ppid, comm] rows); `start_ns` is the recording's start (for -t) and `clock` its
-    clock mapping (for -T).
+    """The execsnoop report of `execs` (rows of kind `exec`); parents are the `ppid` and
+    `pcomm` read at the exec, or where a row lacks them, found from `forks` (rows of kind
+    `fork`) and the start-of-recording process snapshot `processes` ([pid, ppid, comm]
+    rows); `start_ns` is the recording's start (for -t) and `clock` its clock mapping
+    (for -T).
 
     Rows are in completion order (ties by tid). Columns, in order, those of `COLUMNS` that
     the options show: time (-T; str HH:MM:SS), time_s (-t; float64), uid (-U), comm
@@ -99,7 +100,15 @@ def execsnoop(
     line_re = _compile(options.line, "-l")
 
     t = sort_by_completion(execs)
+    # The parent read at the exec (real_parent, as BCC); where the recording could not
+    # read it (no BTF, or a trace from before bpfcap read it), from fork rows and the
+    # start-of-recording snapshot.
     ppid, pcomm = parents(t["tgid"].combine_chunks(), t["ts_ns"].combine_chunks(), forks, processes)
+    if "ppid" in t.column_names:
+        at_exec = t["ppid"].combine_chunks().cast(pa.int64())
+        known = pc.is_valid(at_exec)
+        ppid = pc.if_else(known, at_exec, ppid)
+        pcomm = pc.if_else(known, t["pcomm"].combine_chunks(), pcomm)
     t = t.append_column("_ppid", ppid).append_column("_pcomm", pcomm)
 
     # BCC filters uid and ppid in the kernel, then skips failures and -n/-l in user space.
@@ -171,3 +180,20 @@ def _compile(pattern: str | bytes | None, flag: str) -> re.Pattern[bytes] | None
         return re.compile(as_bytes(pattern))
     except re.error as e:
         raise UsageError(f"{flag} {pattern!r}: bad regular expression ({e})") from e
+
+
+def string_sources(execs: pa.Table) -> dict[str, int]:
+    """Where the strings of `execs` (rows of kind `exec`: ret, args_from, args_unread)
+    were read: `execs` rows in all; `from_image`, those with strings not resident in the
+    caller at entry that were read from the new program (successful execs);
+    `unread`, those left with empty strings (bit count in `unread_strings`: failed execs
+    whose memory was not resident, as BCC would show them). Traces from before bpfcap
+    recorded this have nulls, counted in neither."""
+    source = pc.fill_null(execs["args_from"], "").to_pylist() if execs.num_rows else []
+    masks = pc.fill_null(execs["args_unread"], 0).to_pylist() if execs.num_rows else []
+    return {
+        "execs": execs.num_rows,
+        "from_image": sum(1 for s in source if s == "image"),
+        "unread": sum(1 for m in masks if m),
+        "unread_strings": sum(bin(m & 0x7FFFFFFF).count("1") for m in masks),
+    }

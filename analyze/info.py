@@ -6,10 +6,17 @@ from typing import Any
 
 
 def summarize(
-    meta: dict[str, Any], rows_by_kind: dict[str, int], *, size: int, files: int, complete: bool
+    meta: dict[str, Any],
+    rows_by_kind: dict[str, int],
+    *,
+    size: int,
+    files: int,
+    complete: bool,
+    exec_strings: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """A JSON-ready summary: identity, time span, events per type (rows in the files, and
-    the kernel's seen/lost counters), probe manifest, agent cost."""
+    the kernel's seen/lost counters), probe manifest, kernel struct reads, agent cost;
+    `exec_strings` (execsnoop.string_sources()) as given."""
     clock = meta.get("clock", {})
     offset = clock.get("realtime_minus_monotonic_ns", 0)
     start, end = meta.get("start_ns"), meta.get("end_ns")
@@ -38,6 +45,8 @@ def summarize(
         "events": events,
         "lost": sum(e["lost"] or 0 for e in events.values()),
         "probes": meta.get("probes", []),
+        "kernel_reads": kernel_reads(meta),
+        "exec_strings": exec_strings,
         "missed_runs": meta.get("missed_runs", {}),
         "settings": meta.get("settings", {}),
         "agent": meta.get("agent", {}),
@@ -45,3 +54,28 @@ def summarize(
         "size_bytes": size,
         "files": files,
     }
+
+
+def kernel_reads(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The kernel struct reads of the recording ("<type>.<read>": status `btf` or
+    `missing`, reason, columns, and what it gives as `doc`), from `kernel_reads`; traces
+    from before it had only tcp's byte counts, as settings.tcp_bytes."""
+    from bpfcap.formats.events import BY_NAME
+
+    reads = meta.get("kernel_reads")
+    if not isinstance(reads, dict):
+        tcp_bytes = meta.get("settings", {}).get("tcp_bytes")
+        reads = {}
+        if tcp_bytes is not None:
+            ok = tcp_bytes == "btf"
+            reads["tcp.bytes"] = {
+                "status": "btf" if ok else "missing",
+                "reason": "" if ok else str(tcp_bytes),
+                "columns": ["rx_bytes", "tx_bytes"],
+            }
+    out = {}
+    for key, r in reads.items():
+        kind, _, name = key.partition(".")
+        declared = [d for d in getattr(BY_NAME.get(kind), "kernel_reads", ()) if d.name == name]
+        out[key] = dict(r, doc=declared[0].doc if declared else key)
+    return out

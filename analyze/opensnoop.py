@@ -1,11 +1,18 @@
 """opensnoop: one row per completed open, as BCC's tools/opensnoop.py (v0.37) prints it,
-with its flags applied after the fact."""
+with its flags applied after the fact.
+
+-F (full path) joins a relative path to the working directory the open was made in,
+from the trace's `cwd` rows (the names BCC's -F walk reads, kept per thread), with BCC's
+rules: the names are decoded as UTF-8 ignoring invalid bytes, `/` and empty names are
+dropped, the rest joined leaf-last with `/` and prefixed with `/`; not normalised (`../x`
+stays). An absolute path goes through the same decoding."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -16,12 +23,14 @@ from bpfcap.analyze.common import (
     as_int64,
     completion_ns,
     filter_all,
+    last_at_or_before,
     match_bytes,
     select_columns,
     sort_by_completion,
     window_mask,
 )
 from bpfcap.formats.errors import UsageError
+from bpfcap.formats.events import SCHEMA
 
 # What Python's os.O_* are on Linux x86_64, which is what BCC's `-f` resolves names with
 # on the recording host. A table rather than `os`, so that a report on another OS (macOS
@@ -93,6 +102,7 @@ class Options:
     extended_fields: bool = False  # -e
     flag_filter: tuple[str, ...] = ()  # -f, repeatable
     duration: float | None = None  # -d seconds
+    full_path: bool = False  # -F
 
 
 def flag_mask(names: tuple[str, ...] | list[str]) -> int:
@@ -132,8 +142,60 @@ def first_received_us(chunks: Iterable[pa.Table], options: Options) -> int | Non
     return first
 
 
+def bcc_full_path(path: bytes, dirs: list[bytes]) -> bytes:
+    """What BCC's opensnoop -F prints for `path` opened in a directory whose names, as its
+    walk reads them leaf first, are `dirs` (empty for an absolute path)."""
+    names = [n.decode("utf-8", "ignore") for n in [path, *dirs]]
+    joined = "/".join(reversed([n for n in names if n not in ("/", "")]))
+    return (joined if joined.startswith("/") else "/" + joined).encode()
+
+
+def full_paths(opens: pa.Table, cwds: pa.Table) -> pa.Array:
+    """-F's PATH for each row of `opens` (ts_ns, lat_ns, tid, path): the path joined to the
+    last `cwds` row (ts_ns, tid, dirs) of its thread at or before the open returned; null
+    for a relative path without one (the recording did not read working directories)."""
+    path = opens["path"].combine_chunks()
+    n = len(path)
+    if not n:
+        return pa.array([], pa.binary())
+    relative = np.asarray(
+        pc.fill_null(pc.not_equal(pc.binary_slice(path, 0, 1), b"/"), True), dtype=bool
+    )
+    cwd_row = np.full(n, -1, dtype=np.int64)
+    if cwds.num_rows and relative.any():
+        tids = np.asarray(opens["tid"].to_numpy(zero_copy_only=False), dtype=np.int64)
+        cwd_row = last_at_or_before(
+            np.asarray(cwds["tid"].to_numpy(zero_copy_only=False), dtype=np.int64),
+            np.asarray(cwds["ts_ns"].to_numpy(zero_copy_only=False), dtype=np.uint64),
+            tids,
+            np.asarray(completion_ns(opens).to_numpy(zero_copy_only=False), dtype=np.uint64),
+        )
+    cwd_row[~relative] = -1  # an absolute path takes no directory
+    # Paths and directories repeat: each distinct (path, directory) is joined once.
+    path_ids = np.asarray(pc.dictionary_encode(path).indices.to_numpy(zero_copy_only=False))
+    distinct, inverse = np.unique(
+        np.stack([path_ids, cwd_row], axis=1), axis=0, return_inverse=True
+    )
+    paths = path.to_pylist()
+    first = np.zeros(len(distinct), dtype=np.int64)
+    first[inverse.reshape(-1)] = np.arange(n)
+    dirs = cwds["dirs"] if cwds.num_rows else None
+    joined: list[bytes | None] = []
+    for (_, row), i in zip(distinct.tolist(), first.tolist()):
+        if relative[i] and row < 0:
+            joined.append(None)
+        else:
+            joined.append(bcc_full_path(paths[i] or b"", dirs[row].as_py() if row >= 0 else []))
+    return pa.array(joined, pa.binary()).take(pa.array(inverse.reshape(-1)))
+
+
 def opensnoop(
-    opens: pa.Table, options: Options, *, start_ns: int, first_us: int | None = None
+    opens: pa.Table,
+    options: Options,
+    *,
+    start_ns: int,
+    first_us: int | None = None,
+    cwds: pa.Table | None = None,
 ) -> pa.Table:
     """The opensnoop report of `opens` (rows of kind `open`); `start_ns` is the recording's
     start (for -d); `first_us` is -T's zero when `opens` is one chunk of a larger trace
@@ -143,7 +205,8 @@ def opensnoop(
     the options show: time_s (-T; float seconds from the first open that BCC would have
     received, i.e. the first passing -p/-t/-u/-f, counted in whole microseconds as BCC),
     uid (-U), pid or tid (-t), comm (binary), fd (int64), err (int64), flags and mode (-e;
-    uint32, mode null for `n/a`), path (binary).
+    uint32, mode null for `n/a`), path (binary; with -F the full path, see full_paths(),
+    from the `cwds` rows, or the path as recorded where a relative one has no directory).
     """
     # What BCC filters in the kernel: the events it never receives.
     t = _kernel_side(sort_by_completion(opens), options)
@@ -169,6 +232,9 @@ def opensnoop(
         "err": pc.if_else(ok, 0, pc.negate(ret)),
         "path": t["path"].combine_chunks(),
     }
+    if options.full_path:
+        empty = SCHEMA.empty_table().select(["ts_ns", "tid", "dirs"])
+        out["path"] = pc.fill_null(full_paths(t, empty if cwds is None else cwds), out["path"])
     if options.tid is not None:
         out["tid"] = t["tid"].combine_chunks()
     else:

@@ -8,10 +8,12 @@ Each replays BCC's own logic over the changes in time order, per socket:
 * tcpconnect: active opens (CLOSE -> SYN_SENT, in the connect() caller's context); the
   local port, not chosen yet at that point, from the socket's next change. BCC leaves
   out connects whose tcp_v4_connect() failed after SYN_SENT; here they show;
-* tcpaccept: passive opens (SYN_RECV -> ESTABLISHED). BCC shows the accept() caller;
-  tracepoints do not see it, so the task shown is the one that closed the accepted
-  socket on the local side (ESTABLISHED -> FIN_WAIT1 or CLOSE_WAIT -> LAST_ACK, in its
-  process context), else the task current when the connection was established.
+* tcpaccept: the `accept` rows (accept(2)/accept4(2) returning a TCP socket: the
+  accepting task, and the addresses read from the socket, as BCC). Traces without them
+  (recorded before bpfcap had them, or on a kernel without BTF) fall back to passive
+  opens (SYN_RECV -> ESTABLISHED), with the task that closed the accepted socket on the
+  local side (ESTABLISHED -> FIN_WAIT1 or CLOSE_WAIT -> LAST_ACK, in its process context),
+  else the task current when the connection was established.
 """
 
 from __future__ import annotations
@@ -418,35 +420,59 @@ def tcpaccept_columns(o: AcceptOptions) -> tuple[OutputColumn, ...]:
     return tuple(cols)
 
 
-def tcpaccept(tcp: pa.Table, o: AcceptOptions, *, clock: dict[str, Any]) -> pa.Table:
-    """Passive opens as tcpaccept prints them, by the time they were established."""
+def tcpaccept(
+    tcp: pa.Table | None,
+    o: AcceptOptions,
+    *,
+    clock: dict[str, Any],
+    accepts: pa.Table | None = None,
+) -> pa.Table:
+    """Accepted TCP connections as tcpaccept prints them.
+
+    With `accepts` (rows of kind `accept`, recorded with tcp where the kernel's BTF lets
+    the recorder find the socket behind accept's descriptor): one row per accept(2) or
+    accept4(2) that returned a TCP socket, in the order they returned, with the accepting
+    task and the addresses read from the socket, as BCC's tcpaccept at inet_csk_accept's
+    return. Without (older traces): rebuilt from the passive opens in `tcp`, the task
+    being the one that closed the socket (see the module doc)."""
     f = o.filters
     rows = []
-    for c, later in _opens(tcp, active=False):
-        closer = next(
-            (
-                x
-                for x in later
-                if (x["oldstate"], x["newstate"])
-                in ((ESTABLISHED, FIN_WAIT1), (CLOSE_WAIT, LAST_ACK))
-            ),
-            c,
-        )
-        if f.pid is not None and closer["tgid"] != f.pid:
-            continue
-        if (f.lports and c["sport"] not in f.lports) or not f.family_ok(c["family"]):
-            continue
-        rows.append(
-            {
-                "ts_ns": c["ts_ns"],
-                "pid": closer["tgid"],
-                "comm": closer["comm"],
-                "ip": 4 if c["family"] == AF_INET else 6,
-                "raddr": ip_text(c["family"], c["daddr"]),
-                "rport": c["dport"],
-                "laddr": ip_text(c["family"], c["saddr"]),
-                "lport": c["sport"],
-            }
-        )
+    if accepts is not None:
+        for a in accepts.sort_by([("ts_ns", "ascending")]).to_pylist():
+            if f.pid is not None and a["tgid"] != f.pid:
+                continue
+            if (f.lports and a["sport"] not in f.lports) or not f.family_ok(a["family"]):
+                continue
+            rows.append(_accept_row(a, a))
+    elif tcp is not None:
+        for c, later in _opens(tcp, active=False):
+            closer = next(
+                (
+                    x
+                    for x in later
+                    if (x["oldstate"], x["newstate"])
+                    in ((ESTABLISHED, FIN_WAIT1), (CLOSE_WAIT, LAST_ACK))
+                ),
+                c,
+            )
+            if f.pid is not None and closer["tgid"] != f.pid:
+                continue
+            if (f.lports and c["sport"] not in f.lports) or not f.family_ok(c["family"]):
+                continue
+            rows.append(_accept_row(c, closer))
     t = _table(rows, tcpaccept_columns(o), clock)
     return t.set_column(t.column_names.index("ip"), "ip", t["ip"].cast(pa.int64()))
+
+
+def _accept_row(conn: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+    """A tcpaccept row: the connection's time and addresses, the task's pid and comm."""
+    return {
+        "ts_ns": conn["ts_ns"],
+        "pid": task["tgid"],
+        "comm": task["comm"],
+        "ip": 4 if conn["family"] == AF_INET else 6,
+        "raddr": ip_text(conn["family"], conn["daddr"]),
+        "rport": conn["dport"],
+        "laddr": ip_text(conn["family"], conn["saddr"]),
+        "lport": conn["sport"],
+    }

@@ -35,7 +35,20 @@ def info(trace: str | None, fmt: str, types: bool) -> None:
     if trace is None:
         raise UsageError("missing TRACE", "give a trace file, or --types")
     t = open_trace(trace)
-    s = summarize(t.meta, rows_by_kind(t), size=t.size, files=len(t.files), complete=t.complete)
+    rows = rows_by_kind(t)
+    exec_strings = None
+    if rows.get("exec"):
+        from bpfcap.analyze.execsnoop import string_sources
+
+        exec_strings = string_sources(t.read("exec", ["ret", "args_from", "args_unread"]))
+    s = summarize(
+        t.meta,
+        rows,
+        size=t.size,
+        files=len(t.files),
+        complete=t.complete,
+        exec_strings=exec_strings,
+    )
     if fmt == "json":
         click.echo(json.dumps(s, indent=2, sort_keys=True))
         return
@@ -86,6 +99,25 @@ def _text(path: str, s: dict) -> list[str]:
     for p in s["probes"]:
         why = f": {p['reason']}" if p.get("reason") else ""
         out.append(f"  {p['event']:<10} {p['status']:<9} {', '.join(p['tracepoints'])}{why}")
+    if s["kernel_reads"]:
+        out.append("kernel structs (offsets from the kernel's BTF):")
+        for key, r in sorted(s["kernel_reads"].items()):
+            cols = f" ({', '.join(r['columns'])})" if r.get("columns") else ""
+            if r["status"] == "btf":
+                out.append(f"  {key:<14} read{cols}")
+            else:
+                out.append(f"  {key:<14} NOT read{cols}: {r.get('reason', '')}")
+    x = s["exec_strings"]
+    if x and (x["from_image"] or x["unread"]):
+        out.append(
+            f"exec args:  {x['from_image']} of {x['execs']} execs had strings not resident "
+            "in the caller at entry: read from the new program"
+        )
+        if x["unread"]:
+            out.append(
+                f"            {x['unread']} execs show {x['unread_strings']} strings empty "
+                "(not resident, and no new program to read them from), as BCC would"
+            )
     a = s["agent"]
     if a:
         out.append(

@@ -60,6 +60,7 @@ examples:
   bpfcap report opensnoop t.parquet -x -p 181    # failed opens of PID 181
   bpfcap report opensnoop t.parquet -f O_CREAT   # opens that may create a file
   bpfcap report opensnoop t.parquet -n ssh -d 5  # comm contains "ssh", first 5 s
+  bpfcap report opensnoop t.parquet -F           # full paths of relative ones
   bpfcap report opensnoop t.parquet --format csv > opens.csv"""
 )
 @click.argument("trace")
@@ -78,6 +79,12 @@ examples:
 )
 @click.option("-n", "--name", metavar="NAME", help="Only processes whose name contains NAME.")
 @click.option("-e", "--extended-fields", is_flag=True, help="Show the FLAGS and MODE columns.")
+@click.option(
+    "-F",
+    "--full-path",
+    is_flag=True,
+    help="Show relative paths joined to the working directory (as BCC's -F).",
+)
 @click.option(
     "-f",
     "--flag-filter",
@@ -113,9 +120,12 @@ def opensnoop(trace: str, fmt: str, strict: bool, **flags: Any) -> None:
     # traces of any length.
     out = sys.stdout.buffer
     chunks = _progress(t.batches("open", columns, groups), len(groups), "opensnoop")
+    # -F: the working directories, kept per thread (few rows: one per directory a thread
+    # opened a relative path in).
+    cwds = t.read("cwd", ["ts_ns", "tid", "dirs"]) if options.full_path else None
     header = True
     for chunk in in_completion_order(chunks, REORDER_SLACK_NS):
-        table = analysis.opensnoop(chunk, options, start_ns=start_ns, first_us=first_us)
+        table = analysis.opensnoop(chunk, options, start_ns=start_ns, first_us=first_us, cwds=cwds)
         write(table, analysis.COLUMNS, fmt, out, header=header)
         header = False
     if header:  # no rows at all: still the header, as BCC prints it
@@ -127,7 +137,7 @@ def opensnoop(trace: str, fmt: str, strict: bool, **flags: Any) -> None:
             out,
         )
     out.flush()
-    _warn(t, ["open"], strict)
+    _warn(t, ["open", "cwd"] if options.full_path else ["open"], strict)
 
 
 @report.command(
@@ -737,11 +747,6 @@ def _tcp_report(trace: str, fmt: str, strict: bool, build: Any, columns: Any) ->
     t = open_trace(trace)
     table = build(t.read("tcp"), clock=t.meta.get("clock", {}))
     _render(table, columns, fmt)
-    if t.meta.get("settings", {}).get("tcp_bytes", "btf") != "btf":
-        click.echo(
-            f"bpfcap: byte counts were not recorded ({t.meta['settings']['tcp_bytes']})",
-            err=True,
-        )
     _warn(t, ["tcp"], strict)
 
 
@@ -869,16 +874,26 @@ def tcpaccept(trace, fmt, strict, time, timestamp, pid, port, ipv4, ipv6):
     """Trace passive TCP connections (accept()), one line each, as tcpaccept prints
     them (PID: see `bpfcap.analyze.tcp`). TRACE was recorded with -e tcp."""
     from bpfcap.analyze import tcp as analysis
+    from bpfcap.analyze.info import kernel_reads
+    from bpfcap.formats.trace import open_trace
 
     filters = analysis.Filters(pid, _ports(port, "-P"), (), _family(ipv4, ipv6))
     o = analysis.AcceptOptions(time, timestamp, filters)
-    _tcp_report(
-        trace,
-        fmt,
-        strict,
-        lambda tcp, clock: analysis.tcpaccept(tcp, o, clock=clock),
-        analysis.tcpaccept_columns(o),
-    )
+    t = open_trace(trace)
+    # The accepting task comes from accept rows, where the recording has them.
+    recorded = t.meta.get("settings", {}).get("events", [])
+    read = kernel_reads(t.meta).get("accept.socket", {}).get("status") == "btf"
+    accepts = t.read("accept") if "accept" in recorded and read else None
+    tcp = t.read("tcp") if accepts is None else None
+    table = analysis.tcpaccept(tcp, o, clock=t.meta.get("clock", {}), accepts=accepts)
+    _render(table, analysis.tcpaccept_columns(o), fmt)
+    if accepts is None and table.num_rows:
+        click.echo(
+            f"bpfcap: {t.path} has no accept rows: PID/COMM are the task that closed each "
+            "socket, not the one that accepted it",
+            err=True,
+        )
+    _warn(t, ["tcp"] if accepts is None else ["accept"], strict)
 
 
 def _uid(user: str | None) -> int | None:
@@ -958,6 +973,11 @@ def _warn(
                 f"(record with -e {','.join(absent)})",
                 err=True,
             )
+    from bpfcap.analyze.info import kernel_reads
+
+    for key, r in kernel_reads(t.meta).items():
+        if key.split(".")[0] in kinds and r["status"] != "btf":
+            click.echo(f"bpfcap: not recorded: {r['doc']} ({r['reason']})", err=True)
     total = 0
     for kind in kinds:
         if windows:

@@ -177,4 +177,7 @@ def test_no_btf_is_said(tmp_path: Path, capsysbinary) -> None:
     t = write_trace(tmp_path / "n.parquet", rows, settings={"tcp_bytes": "no kernel BTF"})
     rc, out, err = run(capsysbinary, "tcplife", t)
     assert rc == 0 and out.splitlines()[1].endswith("    ?     ? 0.23")
-    assert err == "bpfcap: byte counts were not recorded (no kernel BTF)\n"
+    assert err == (
+        "bpfcap: not recorded: bytes received and acked at a change to CLOSE (tcplife's "
+        "RX_KB, TX_KB) (no kernel BTF)\n"
+    )

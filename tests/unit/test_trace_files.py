@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((ROOT / "sample-traces").glob("v*-*.parquet"))
 V1 = ROOT / "sample-traces" / "v1-open-exec.parquet"
 V1_KERNEL = ROOT / "sample-traces" / "v1-kernel.parquet"
+V1_STRUCTS = ROOT / "sample-traces" / "v1-structs.parquet"
 BPFCAP = str(Path(sys.executable).parent / "bpfcap")
 sys.path.insert(0, str(ROOT / "tests"))
 import workload  # noqa: E402
@@ -66,6 +67,22 @@ def test_v1_kernel_sample_exact_counts():
     assert len(lives) == 2 * workload.TCP_CONNECTIONS
     runq = bpfcap("report", "runqlat", V1_KERNEL, "-P").stdout
     assert runq.count("pid = ") >= 3  # the workload and its two spinners at least
+
+
+def test_v1_structs_sample_exact_counts():
+    """Fields read from kernel structs (tests/workloads/accepts.py and cwd_opens.py)."""
+    accepts = bpfcap("report", "tcpaccept", V1_STRUCTS).stdout.splitlines()[1:]
+    assert len(accepts) == 7 and {ln.split()[1] for ln in accepts} == {"acc-server"}
+    full = [ln for ln in bpfcap("report", "opensnoop", "-F", V1_STRUCTS).stdout.splitlines()]
+    cwd_opens = [ln.split()[-1] for ln in full if "bpfcap-cwd-" in ln]
+    assert len(cwd_opens) == 13
+    assert "/tmp/bpfcap-sample-cwd/a/b/../bpfcap-cwd-up" in cwd_opens
+    assert "/tmp/bpfcap-sample-cwd/odd--dir/bpfcap-cwd-odd-2" in cwd_opens
+    # sh, the two workloads, /bin/true (and sh's PATH search before it, with -x), each
+    # with the parent read at its exec.
+    execs = bpfcap("report", "execsnoop", "-x", V1_STRUCTS).stdout.splitlines()[1:]
+    assert len(execs) == 12 and not [ln for ln in execs if ln.split()[2] == "?"]
+    assert execs[-1].split()[:4] == ["true", "23853", "23816", "0"]
 
 
 STOCK = """

@@ -232,7 +232,7 @@ def tcpstates_columns(o: LifeOptions) -> tuple[OutputColumn, ...]:
     ]
     if wide:
         cols.append(OutputColumn("ip", "4 or 6", "IP", "%-2s ", "%-2s "))
-    w = 26 if wide else 15
+    w = 39 if wide else 15  # BCC HEAD's -w (tcpstates.py:299-302), as tcplife's
     cols += [
         OutputColumn("laddr", "Local address", "LADDR", f"%-{w}s ", f"%-{w}s "),
         OutputColumn("lport", "Local port", "LPORT", "%-5s ", "%-5s " if wide else "%-5d "),

@@ -370,19 +370,27 @@ def log2_windows_text(
     return "".join(out)
 
 
-def _bt_value(v: Any) -> str:
-    if isinstance(v, bytes):
-        return v.decode("utf-8", "backslashreplace")
-    return "" if v is None else str(v)
+def bpftrace_key(key: Sequence[Any]) -> str:
+    """A map key as bpftrace prints it, `k1, k2`: a string's raw bytes, unescaped (its
+    string values are the bytes up to the NUL, src/types_format.cpp:127-128, written
+    as they are, src/output/text.cpp:19). Bytes come back as such from the result's
+    `.encode("utf-8", "surrogateescape")`, as the bpftrace_* writers encode."""
+    return ", ".join(
+        v.decode("utf-8", "surrogateescape")
+        if isinstance(v, bytes)
+        else ""
+        if v is None
+        else str(v)
+        for v in key
+    )
 
 
-def bpftrace_map_text(name: str, rows: Sequence[tuple[Sequence[Any], int]]) -> str:
+def bpftrace_map_text(name: str, rows: Sequence[tuple[Sequence[Any], int]]) -> bytes:
     """bpftrace's print of a count() map: `@name[k1, k2]: value` per key, smallest value
     first (bpftrace sorts maps by value when printing)."""
     ordered = sorted(rows, key=lambda kv: kv[1])
-    return "".join(
-        f"@{name}[{', '.join(_bt_value(k) for k in key)}]: {count}\n" for key, count in ordered
-    )
+    text = "".join(f"@{name}[{bpftrace_key(key)}]: {count}\n" for key, count in ordered)
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _pow2_label(power: int) -> str:
@@ -394,11 +402,12 @@ def _pow2_label(power: int) -> str:
 
 def bpftrace_hist_text(
     title: str, counts: Sequence[int], linear: tuple[int, int, int] | None = None
-) -> str:
+) -> bytes:
     """bpftrace's print of one hist() (pow2 buckets, analyze.aggregate.pow2_buckets) or
     lhist(lo, hi, step) (linear_buckets): `@title:`, then one line per bucket from the
     first to the last non-empty one: the label left-justified to 16, the count
-    right-justified to 8, and a bar of up to 52 `@`; then an empty line."""
+    right-justified to 8, and a bar of up to 52 `@`; then an empty line. The title's
+    key is bpftrace_key()'s (raw bytes)."""
     used = [i for i, c in enumerate(counts) if c]
     lines = [f"@{title}:"]
     if used:
@@ -418,4 +427,4 @@ def bpftrace_hist_text(
                 )  # fmt: skip
             bar = "@" * (int(counts[i]) * 52 // int(top))
             lines.append(f"{label:<16}{int(counts[i]):>8} |{bar:<52}|")
-    return "\n".join(lines) + "\n\n"
+    return ("\n".join(lines) + "\n\n").encode("utf-8", "surrogateescape")

@@ -1,5 +1,8 @@
 """opensnoop: one row per completed open, as BCC's tools/opensnoop.py (v0.37) prints it,
-with its flags applied after the fact."""
+with its flags applied after the fact.
+
+Text: COMM and PATH printb of raw bytes (opensnoop.py:593-595,620).
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ replayed in windows of its `INTERVAL [COUNT]`.
 A wait belongs to the window in which the task got the CPU. Latency is in whole us (or
 ms with -m) per wait before bucketing, as BCC divides in BPF. Sections (-P, -L) are in
 ascending key order (BCC's follow its hash map, which is arbitrary).
+
+Text: none; -P/-L section headers print the number only (`pid = 185`, runqlat.py:318).
 """
 
 from __future__ import annotations

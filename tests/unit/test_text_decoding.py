@@ -124,16 +124,44 @@ def test_opensnoop(report) -> None:
     report("text-opensnoop.txt", "opensnoop")
 
 
+def test_biosnoop(report) -> None:
+    """Decoded: print("%-11.6f %-14.14s %-7s %-9s ..." % (..., event.name.decode('utf-8',
+    'replace'), pid, disk_name, ...)) (biosnoop.py:419-421): COMM cut and padded to 14
+    characters, the str disk name padded to 9 characters."""
+    report("text-biosnoop.txt", "biosnoop")
+
+
 def test_biolatency(report) -> None:
     """No comm; -D's section line print("\\n%s = %s" % ("disk", disk_print(bucket)))
     (bcc/table.py:752, biolatency.py:412) prints the str disk name."""
     report("text-biolatency-D.txt", "biolatency", "-D")
 
 
+def test_syscount(report) -> None:
+    """Raw, stripped: printb(b"%-22s %8d" % (b"%-6d %-15s" % (pid,
+    open("/proc/%d/comm" % pid, "rb").read().strip()), count)) (syscount.py:264, 270, 287)."""
+    report("text-syscount-P.txt", "syscount", "-P")
+
+
 def test_runqlat(report) -> None:
     """No comm: -P sections are print_log2_hist(label, "pid", section_print_fn=int)
     (runqlat.py:318), `pid = N`."""
     report("text-runqlat-P.txt", "runqlat", "-P")
+
+
+@pytest.mark.parametrize("flags", [(), ("-w",), ("-s",)])
+def test_tcplife(flags: tuple[str, ...], report) -> None:
+    """Decoded: print(format_string % (event.pid, event.task.decode('utf-8', 'replace'),
+    ...)) (tcplife.py:445), COMM `%-10.10s`, `%-16.16s` with -w, `%s` with -s (419-426)."""
+    report(f"text-tcplife{''.join(flags)}.txt", "tcplife", *flags)
+
+
+@pytest.mark.parametrize("flags", [(), ("-w",), ("-s",)])
+def test_tcpstates(flags: tuple[str, ...], report) -> None:
+    """Decoded: print(format_string % (event.skaddr, event.pid,
+    event.task.decode('utf-8', 'replace'), ...)) (tcpstates.py:373), C-COMM `%-10.10s`,
+    `%-16.16s` with -w, `%s` with -s (295-305)."""
+    report(f"text-tcpstates{''.join(flags)}.txt", "tcpstates", *flags)
 
 
 def test_tcpconnect(report) -> None:

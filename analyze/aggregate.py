@@ -1,6 +1,9 @@
 """Counts and power-of-two histograms over any column: the engines behind bpftrace-style
 `count()` and `hist()` reports. Pure functions over Arrow tables, fed chunk by chunk so
 that a trace of any size is aggregated in bounded memory.
+
+Text (cli/render.py): keys as bpftrace prints map keys, a string's raw bytes unescaped
+(bpftrace src/types_format.cpp:127-128, src/output/text.cpp:19).
 """
 
 from __future__ import annotations

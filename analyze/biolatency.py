@@ -5,6 +5,9 @@ Latency is issue to completion, or with -Q start (queued) to completion, in whol
 (or ms with -m) per I/O before bucketing, as BCC divides in BPF. An I/O belongs to the
 window in which it completed. Sections (-D) are in ascending disk name order (BCC's
 follow its hash map, which is arbitrary).
+
+Text: no comm; -D's `disk = NAME` prints the str name from /proc/diskstats (or `?`), and
+-j its repr (biolatency.py:317-332, bcc/table.py:752,712).
 """
 
 from __future__ import annotations

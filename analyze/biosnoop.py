@@ -5,6 +5,9 @@ Differences from BCC, where a recording knows more: a request whose start was no
 (queued before recording began) shows COMM `?` and PID 0 as in BCC, but its real sector
 and disk (BCC prints 0 and `<unknown>`). Pure flush requests (rwbs starting with F, no
 data) are left out unless `flushes`, as BCC's completion hook never sees them.
+
+Text: COMM `.decode('utf-8', 'replace')`, `%-14.14s` in characters; DISK the str name from
+/proc/diskstats, printed as UTF-8 (biosnoop.py:379,419-421).
 """
 
 from __future__ import annotations
@@ -16,7 +19,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bpfcap.analyze.common import END, OutputColumn, filter_all, sort_by_completion
+from bpfcap.analyze.common import (
+    END,
+    OutputColumn,
+    decode_replace,
+    filter_all,
+    sort_by_completion,
+)
 from bpfcap.formats.errors import UsageError
 
 COLUMNS = (
@@ -24,7 +33,12 @@ COLUMNS = (
         "time_s", "Seconds from the first completion shown", "TIME(s)", "%-11s ", "%-11.6f "
     ),
     OutputColumn(
-        "comm", "Task that started the I/O (`?`: not seen)", "COMM", "%-14s ", "%-14.14s "
+        "comm",
+        "Task that started the I/O (`?`: not seen)",
+        "COMM",
+        "%-14s ",
+        "%-14.14s ",
+        text=decode_replace,
     ),
     OutputColumn("pid", "Its process id (0: not seen)", "PID", "%-7s ", "%-7d "),
     OutputColumn(

@@ -26,8 +26,13 @@ class OutputColumn:
     `"%-16s "`).
 
     head_fmt: %-format of the header label, also used for `null` (e.g. `"%-7s "`).
-    fmt: %-format of a value (e.g. `"%-7d "`); applied to bytes for string columns.
+    fmt: %-format of a value (e.g. `"%-7d "`); applied to bytes for binary columns, to
+        str (then encoded as UTF-8) for string columns.
     null: what a null value prints as in text (BCC's `?`, `n/a`).
+    text: for a binary column, what BCC makes of the bytes before formatting them: None
+        (the default) prints them raw (`printb`, bytes `%s`), so widths count bytes;
+        `decode_replace` is BCC's `.decode('utf-8', 'replace')`, a str, so widths and
+        `%.Ns` count characters. Text output only: JSON and CSV keep the table's bytes.
     """
 
     name: str
@@ -36,6 +41,13 @@ class OutputColumn:
     head_fmt: str
     fmt: str
     null: str = ""
+    text: Callable[[bytes], str | bytes] | None = None
+
+
+def decode_replace(raw: bytes) -> str:
+    """BCC's `raw.decode('utf-8', 'replace')`: each invalid UTF-8 sequence becomes U+FFFD
+    (printed as the 3 bytes EF BF BD)."""
+    return raw.decode("utf-8", "replace")
 
 
 def select_columns(declared: Sequence[OutputColumn], arrays: dict[str, pa.Array]) -> pa.Table:

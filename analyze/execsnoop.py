@@ -1,5 +1,8 @@
 """execsnoop: one row per completed exec, as BCC's tools/execsnoop.py (v0.37) prints it,
-with its flags applied after the fact."""
+with its flags applied after the fact.
+
+Text: COMM, PCOMM and ARGS printb of raw bytes (execsnoop.py:344,346,350).
+"""
 
 from __future__ import annotations
 

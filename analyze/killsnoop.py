@@ -1,6 +1,9 @@
 """killsnoop: one row per kill(2), as BCC's tools/killsnoop.py (v0.37) prints it, with its
 filters applied after the fact. BCC traces kill only; `all_calls` adds tkill and tgkill
-(as bpftrace's killsnoop.bt does)."""
+(as bpftrace's killsnoop.bt does).
+
+Text: COMM printb of raw bytes (killsnoop.py:168-169).
+"""
 
 from __future__ import annotations
 

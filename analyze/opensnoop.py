@@ -1,6 +1,9 @@
 """opensnoop: one row per completed open, as BCC's tools/opensnoop.py (v0.37) prints it,
 with its flags applied after the fact.
 
+Text: COMM and PATH printb of raw bytes (opensnoop.py:593-595,620); with -F, the path
+BCC builds from names decoded as UTF-8 ignoring invalid bytes (opensnoop.py:612).
+
 -F (full path) joins a relative path to the working directory the open was made in,
 from the trace's `cwd` rows (the names BCC's -F walk reads, kept per thread), with BCC's
 rules: the names are decoded as UTF-8 ignoring invalid bytes, `/` and empty names are

@@ -1,9 +1,12 @@
 """runqlat: histograms of run-queue latency, as BCC's tools/runqlat.py prints them,
 replayed in windows of its `INTERVAL [COUNT]`.
 
-A wait belongs to the window in which the task got the CPU. Latency is in whole us (or
-ms with -m) per wait before bucketing, as BCC divides in BPF. Sections (-P, -L) are in
-ascending key order (BCC's follow its hash map, which is arbitrary).
+A wait belongs to the window in which the task got the CPU. Waits of the idle task (tid
+0) are never counted, as in BCC. Latency is in whole us (or ms with -m) per wait before
+bucketing, as BCC divides in BPF. Sections (-P, -L) are in ascending key order (BCC's
+follow its hash map, which is arbitrary).
+
+Text: none; -P/-L section headers print the number only (`pid = 185`, runqlat.py:318).
 """
 
 from __future__ import annotations
@@ -50,6 +53,10 @@ def section(options: Options) -> str | None:
 def runqlat(waits: pa.Table, options: Options, *, start_ns: int, end_ns: int) -> list[HistWindow]:
     """The histograms runqlat prints for `waits` (rows of kind `runq`), per window, with
     sections keyed by tgid (-P) or tid (-L)."""
+    # BCC skips task pid 0 (the idle task; a kernel pid is a tid) at every hook: no
+    # start at its wakeup (runqlat.py:92) or preemption (214), and its switch-in returns
+    # before the lookup (222). So none of its waits counts, whatever the tgid.
+    waits = waits.filter(pc.not_equal(waits["tid"], 0))
     tgid = known_tgids(waits)
     keep = np.ones(len(tgid), dtype=bool)
     if options.pid is not None:

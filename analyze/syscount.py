@@ -3,6 +3,9 @@ tools/syscount.py (v0.37) prints them, replayed in windows of its `-i INTERVAL`.
 
 A recording holds one row per returning call; syscount counts at sys_exit, so a call is
 placed in the window in which it returned (ts_ns + lat_ns), as the live tool does.
+
+Text: -P COMM printb of raw bytes, stripped of leading and trailing whitespace as BCC
+strips what it reads from /proc/PID/comm (syscount.py:264,270,287).
 """
 
 from __future__ import annotations
@@ -48,7 +51,12 @@ def columns(options: Options) -> tuple[OutputColumn, ...]:
         out += [
             OutputColumn("pid", "Process id (tgid)", "PID", "%-6s ", "%-6d "),
             OutputColumn(
-                "comm", "Its comm at its last call in the window", "COMM", "%-15s ", "%-15s "
+                "comm",
+                "Its comm at its last call in the window",
+                "COMM",
+                "%-15s ",
+                "%-15s ",
+                text=bytes.strip,  # BCC: open(f"/proc/{pid}/comm", "rb").read().strip()
             ),
         ]
     else:

@@ -14,6 +14,12 @@ Each replays BCC's own logic over the changes in time order, per socket:
   opens (SYN_RECV -> ESTABLISHED), with the task that closed the accepted socket on the
   local side (ESTABLISHED -> FIN_WAIT1 or CLOSE_WAIT -> LAST_ACK, in its process context),
   else the task current when the connection was established.
+
+How each prints kernel text (the comm; addresses, states and numbers are ASCII):
+* tcplife COMM: `.decode('utf-8', 'replace')`, widths in characters (tcplife.py:445,467);
+* tcpstates C-COMM: `.decode('utf-8', 'replace')`, likewise (tcpstates.py:373);
+* tcpconnect COMM: printb of the raw bytes, `%-12.12s` cut at 12 bytes (tcpconnect.py:416-442);
+* tcpaccept COMM: printb of the raw bytes, likewise (tcpaccept.py:254,270).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from bpfcap.analyze.common import OutputColumn, wall_clock
+from bpfcap.analyze.common import OutputColumn, decode_replace, wall_clock
 
 AF_INET = 2
 ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT1 = "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1"
@@ -111,10 +117,18 @@ class LifeOptions:
 
 
 def _csv_columns(spec: list[tuple[str, str, str]]) -> tuple[OutputColumn, ...]:
-    """BCC's -s layout: `%s,` headers and `<fmt>,` values, the last without the comma."""
+    """BCC's -s layout: `%s,` headers and `<fmt>,` values, the last without the comma;
+    the comm decoded, as tcplife and tcpstates print it in every layout."""
     last = len(spec) - 1
     return tuple(
-        OutputColumn(n, n, h, "%s" if i == last else "%s,", f if i == last else f + ",")
+        OutputColumn(
+            n,
+            n,
+            h,
+            "%s" if i == last else "%s,",
+            f if i == last else f + ",",
+            text=decode_replace if n == "comm" else None,
+        )
         for i, (n, h, f) in enumerate(spec)
     )
 
@@ -132,7 +146,7 @@ def tcplife_columns(o: LifeOptions) -> tuple[OutputColumn, ...]:
     comm, addr, kb = ("%-16.16s ", 39, 6) if o.wide else ("%-10.10s ", 15, 5)
     cols += [
         OutputColumn("pid", "Process id", "PID", "%-5s ", "%-5d "),
-        OutputColumn("comm", "Command", "COMM", comm, comm),
+        OutputColumn("comm", "Command", "COMM", comm, comm, text=decode_replace),
     ]
     if o.wide:
         cols.append(OutputColumn("ip", "4 or 6", "IP", "%-2s ", "%-2s "))
@@ -230,11 +244,12 @@ def tcpstates_columns(o: LifeOptions) -> tuple[OutputColumn, ...]:
             "C-COMM",
             "%-16.16s " if wide else "%-10.10s ",
             "%-16.16s " if wide else "%-10.10s ",
+            text=decode_replace,
         ),
     ]
     if wide:
         cols.append(OutputColumn("ip", "4 or 6", "IP", "%-2s ", "%-2s "))
-    w = 26 if wide else 15
+    w = 39 if wide else 15  # BCC HEAD's -w (tcpstates.py:299-302), as tcplife's
     cols += [
         OutputColumn("laddr", "Local address", "LADDR", f"%-{w}s ", f"%-{w}s "),
         OutputColumn("lport", "Local port", "LPORT", "%-5s ", "%-5s " if wide else "%-5d "),

@@ -4,10 +4,12 @@ Writers know nothing of reports: text takes the report's column declarations
 (analyze.common.OutputColumn: header, %-formats), JSON and CSV only the table. All the
 formatting of report values lives here.
 
-Text is bytes, as BCC's printb writes it: comm, path and args go out raw, whatever their
-encoding. JSON decodes bytes as UTF-8 with U+FFFD for invalid sequences (JSON has no
-bytes). CSV decodes with surrogateescape and encodes back the same way, so the bytes in a
-CSV field are exactly the kernel's.
+Text is bytes, as the BCC tool writes it: kernel text (comm, path, args) goes out raw,
+whatever its encoding, where the tool uses printb; where it decodes first, the column
+says how (OutputColumn.text) and the result goes out as UTF-8. JSON decodes bytes as
+UTF-8 with U+FFFD for invalid sequences (JSON has no bytes). CSV decodes with
+surrogateescape and encodes back the same way, so the bytes in a CSV field are exactly
+the kernel's.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -52,7 +54,8 @@ def write_text(
     table: pa.Table, columns: Sequence[OutputColumn], stream: IO[bytes], header: bool = True
 ) -> None:
     """BCC's layout: a header line, then one line per row, each the concatenation of the
-    shown columns' %-formats (so, as in BCC, `%-16s` pads but never truncates).
+    shown columns' %-formats (so, as in BCC, `%-16s` pads but never truncates). Bytes are
+    formatted as bytes (widths count bytes), str as str (widths count characters).
 
     Formatting is column by column with Arrow compute (integers, strings, octal), which
     keeps a multi-million-row report to well under a microsecond per row; only formats
@@ -69,7 +72,9 @@ def write_text(
         parts = [
             part
             for i, c in enumerate(cols)
-            for part in _column_parts(batch.column(i), c.fmt, (c.head_fmt % c.null).encode())
+            for part in _column_parts(
+                _as_printed(batch.column(i), c.text), c.fmt, (c.head_fmt % c.null).encode()
+            )
         ]
         lines = pc.binary_join_element_wise(*parts, pa.scalar(b"\n"), pa.scalar(b""))
         offsets = lines.buffers()[1]
@@ -81,6 +86,23 @@ def write_text(
             for i in (lines.offset, lines.offset + len(lines))
         )
         stream.write(memoryview(data)[start:end])
+
+
+def _as_printed(arr: pa.Array, text: Callable[[bytes], str | bytes] | None) -> pa.Array:
+    """`text(value)` for each value of a binary column (a string array if `text` gives
+    str), run once per distinct value (comms repeat a lot); `arr` as it is without
+    `text`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if text is None or not pa.types.is_binary(arr.type):
+        return arr
+    distinct = pc.unique(arr).drop_null()
+    printed = pa.array(
+        [text(v) for v in distinct.to_pylist()],
+        pa.string() if isinstance(text(b""), str) else pa.binary(),
+    )
+    return pc.take(printed, pc.index_in(arr, value_set=distinct))
 
 
 _SPEC = re.compile(r"^([^%]*)%(-?)(0?)(\d*)(?:\.(\d+))?([dsof])(.*)$", re.S)
@@ -104,11 +126,11 @@ def _column_parts(arr: pa.Array, fmt: str, null: bytes) -> list:
     import pyarrow.compute as pc
 
     m = _SPEC.match(fmt)
-    if m is None or (m.group(5) is not None and m.group(6) != "f"):
+    if m is None or (m.group(5) is not None and m.group(6) not in "fs"):
         return [_format_python(arr, fmt, null)]
     prefix, left, zero, width, prec, conv, suffix = m.groups()
     w = int(width or 0)
-    ascii_text = None  # set where every value is ASCII: padding is then one kernel
+    ascii_text = None  # set where widths count characters: padding is then one kernel
     if conv == "f":
         if zero or not pa.types.is_floating(arr.type):
             return [_format_python(arr, fmt, null)]
@@ -118,18 +140,25 @@ def _column_parts(arr: pa.Array, fmt: str, null: bytes) -> list:
             return [_format_python(arr, fmt, null)]
         ascii_text = pc.cast(arr, pa.string())
     elif conv == "s":
-        if not (pa.types.is_string(arr.type) or pa.types.is_binary(arr.type)):
+        if pa.types.is_string(arr.type):  # str: `%.Ns` and widths count characters
+            if prec is not None:
+                arr = pc.utf8_slice_codeunits(arr, 0, int(prec))  # code points, as str
+            text = arr.cast(pa.binary())
+            if w:
+                ascii_text = arr
+        elif pa.types.is_binary(arr.type):  # bytes: they count bytes
+            text = arr if prec is None else pc.binary_slice(arr, 0, int(prec))
+            if w and _is_ascii(text):
+                ascii_text = text.cast(pa.string())
+        else:
             return [_format_python(arr, fmt, null)]
-        text = arr.cast(pa.binary())
-        if w and _is_ascii(text):
-            ascii_text = text.cast(pa.string())
     else:  # "o"
         if not pa.types.is_integer(arr.type) or not zero or left:
             return [_format_python(arr, fmt, null)]
         text = _octal(arr, w)
         w = 0
     if ascii_text is not None:
-        pad = pc.utf8_rpad if left else pc.utf8_lpad  # ASCII: characters are bytes
+        pad = pc.utf8_rpad if left else pc.utf8_lpad  # pads to `w` characters
         text = (pad(ascii_text, w, " ") if w else ascii_text).cast(pa.binary())
     elif w:
         spaces = pc.binary_repeat(
@@ -215,16 +244,17 @@ def _fixed(arr: pa.Array, prec: int) -> pa.Array:
 
 
 def _format_python(arr: pa.Array, fmt: str, null: bytes) -> pa.Array:
+    """`fmt % value` one by one: bytes formatted as bytes, anything else as str."""
     import pyarrow as pa
 
     f = fmt.encode()
-    values = _text_values(arr.to_pylist())
-    return pa.array([null if v is None else f % v for v in values], pa.binary())
-
-
-def _text_values(values: list[Any]) -> list[Any]:
-    # bytes %-formatting takes bytes for %s, not str.
-    return [v.encode() if isinstance(v, str) else v for v in values]
+    return pa.array(
+        [
+            null if v is None else f % v if isinstance(v, bytes) else (fmt % v).encode()
+            for v in arr.to_pylist()
+        ],
+        pa.binary(),
+    )
 
 
 def write_json(table: pa.Table, stream: IO[bytes]) -> None:
@@ -340,19 +370,27 @@ def log2_windows_text(
     return "".join(out)
 
 
-def _bt_value(v: Any) -> str:
-    if isinstance(v, bytes):
-        return v.decode("utf-8", "backslashreplace")
-    return "" if v is None else str(v)
+def bpftrace_key(key: Sequence[Any]) -> str:
+    """A map key as bpftrace prints it, `k1, k2`: a string's raw bytes, unescaped (its
+    string values are the bytes up to the NUL, src/types_format.cpp:127-128, written
+    as they are, src/output/text.cpp:19). Bytes come back as such from the result's
+    `.encode("utf-8", "surrogateescape")`, as the bpftrace_* writers encode."""
+    return ", ".join(
+        v.decode("utf-8", "surrogateescape")
+        if isinstance(v, bytes)
+        else ""
+        if v is None
+        else str(v)
+        for v in key
+    )
 
 
-def bpftrace_map_text(name: str, rows: Sequence[tuple[Sequence[Any], int]]) -> str:
+def bpftrace_map_text(name: str, rows: Sequence[tuple[Sequence[Any], int]]) -> bytes:
     """bpftrace's print of a count() map: `@name[k1, k2]: value` per key, smallest value
     first (bpftrace sorts maps by value when printing)."""
     ordered = sorted(rows, key=lambda kv: kv[1])
-    return "".join(
-        f"@{name}[{', '.join(_bt_value(k) for k in key)}]: {count}\n" for key, count in ordered
-    )
+    text = "".join(f"@{name}[{bpftrace_key(key)}]: {count}\n" for key, count in ordered)
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _pow2_label(power: int) -> str:
@@ -364,11 +402,12 @@ def _pow2_label(power: int) -> str:
 
 def bpftrace_hist_text(
     title: str, counts: Sequence[int], linear: tuple[int, int, int] | None = None
-) -> str:
+) -> bytes:
     """bpftrace's print of one hist() (pow2 buckets, analyze.aggregate.pow2_buckets) or
     lhist(lo, hi, step) (linear_buckets): `@title:`, then one line per bucket from the
     first to the last non-empty one: the label left-justified to 16, the count
-    right-justified to 8, and a bar of up to 52 `@`; then an empty line."""
+    right-justified to 8, and a bar of up to 52 `@`; then an empty line. The title's
+    key is bpftrace_key()'s (raw bytes)."""
     used = [i for i, c in enumerate(counts) if c]
     lines = [f"@{title}:"]
     if used:
@@ -388,4 +427,4 @@ def bpftrace_hist_text(
                 )  # fmt: skip
             bar = "@" * (int(counts[i]) * 52 // int(top))
             lines.append(f"{label:<16}{int(counts[i]):>8} |{bar:<52}|")
-    return "\n".join(lines) + "\n\n"
+    return ("\n".join(lines) + "\n\n").encode("utf-8", "surrogateescape")

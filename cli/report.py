@@ -608,7 +608,7 @@ def count(
     out = sys.stdout.buffer
     if fmt == "text":
         rows = list(zip(zip(*(table[k].to_pylist() for k in keys)), table["count"].to_pylist()))
-        out.write(bpftrace_map_text("", rows).encode())
+        out.write(bpftrace_map_text("", rows))
     else:
         _write(table, (), fmt, out)
     out.flush()
@@ -676,11 +676,11 @@ def hist(
     out = sys.stdout.buffer
     ordered = sorted(hists.items(), key=lambda kv: tuple(str(k) for k in kv[0]))
     if fmt == "text":
-        from bpfcap.cli.render import _bt_value
+        from bpfcap.cli.render import bpftrace_key
 
         for key, counts in ordered:
-            title = field + (f"[{', '.join(_bt_value(k) for k in key)}]" if keys else "")
-            out.write(bpftrace_hist_text(title, counts.tolist(), lin).encode())
+            title = field + (f"[{bpftrace_key(key)}]" if keys else "")
+            out.write(bpftrace_hist_text(title, counts.tolist(), lin))
     else:
         rows = [
             {**dict(zip(keys, key)), "bucket": i, "count": int(c)}

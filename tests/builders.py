@@ -198,6 +198,41 @@ def tcp_row(**kw: Any) -> dict[str, Any]:
     return _row("tcp", defaults, kw)
 
 
+def accept_row(**kw: Any) -> dict[str, Any]:
+    """nginx (pid 900) accepting 127.0.0.1:40000 -> 127.0.0.1:80 on fd 5, 3 s in."""
+    defaults = dict(
+        ts_ns=START_NS + 3 * S,
+        tgid=900,
+        tid=kw.get("tgid", 900),
+        uid=33,
+        cpu=0,
+        comm=b"nginx",
+        ret=5,
+        syscall="accept4",
+        sock=0xD00D,
+        family=2,
+        sport=80,
+        dport=40000,
+        saddr=ip4("127.0.0.1"),
+        daddr=ip4("127.0.0.1"),
+    )
+    return _row("accept", defaults, kw)
+
+
+def cwd_row(**kw: Any) -> dict[str, Any]:
+    """The working directory /home/ann/src of thread 1000 (names leaf first), 0.5 s in."""
+    defaults = dict(
+        ts_ns=START_NS + S // 2,
+        tgid=1000,
+        tid=kw.get("tgid", 1000),
+        uid=0,
+        cpu=0,
+        comm=b"make",
+        dirs=[b"src", b"ann", b"home"],
+    )
+    return _row("cwd", defaults, kw)
+
+
 def table(rows: list[dict[str, Any]]) -> pa.Table:
     """Rows (of one kind) as a table in the full trace schema; absent columns are null."""
     cols = {}

@@ -14,30 +14,15 @@ from bpfcap.tests.builders import (
     START_NS,
     US,
     S,
-    _row,
+    accept_row,
+    cwd_row,
     exec_row,
     fork_row,
-    ip4,
     open_row,
     table,
     tcp_row,
     write_trace,
 )
-
-
-def cwd_row(**kw):
-    """The working directory /home/ann/src of thread 1000 (names leaf first), 0.5 s in."""
-    defaults = dict(ts_ns=START_NS + S // 2, tgid=1000, tid=kw.get("tgid", 1000), uid=0, cpu=0,
-                    comm=b"make", dirs=[b"src", b"ann", b"home"])  # fmt: skip
-    return _row("cwd", defaults, kw)
-
-
-def accept_row(**kw):
-    """nginx (pid 900) accepting 127.0.0.1:40000 -> 127.0.0.1:80 on fd 5, 3 s in."""
-    defaults = dict(ts_ns=START_NS + 3 * S, tgid=900, tid=kw.get("tgid", 900), uid=33, cpu=0,
-                    comm=b"nginx", ret=5, syscall="accept4", sock=0xD00D, family=2, sport=80,
-                    dport=40000, saddr=ip4("127.0.0.1"), daddr=ip4("127.0.0.1"))  # fmt: skip
-    return _row("accept", defaults, kw)
 
 
 def run(capsysbinary, *argv: str) -> tuple[int, bytes, bytes]:

@@ -11,7 +11,7 @@ import pytest
 
 from bpfcap.analyze import execsnoop as exe
 from bpfcap.analyze import opensnoop as ope
-from bpfcap.analyze.common import OutputColumn
+from bpfcap.analyze.common import OutputColumn, decode_replace
 from bpfcap.cli.render import write, write_csv, write_json, write_text
 from bpfcap.tests.builders import CLOCK, PROCESSES, START_NS, S, exec_row, fork_row, open_row, table
 
@@ -103,6 +103,23 @@ def test_text_columns_concatenate_left_to_right() -> None:
     assert render(t, "text", cols) == b"A  BEE\n1  x\n   y\n12345-\n"
 
 
+def test_text_decoded_as_the_column_says() -> None:
+    """`text=decode_replace`: BCC's .decode('utf-8', 'replace') before formatting, so
+    `%-6.6s` counts characters (U+FFFD is one, printed as 3 bytes); raw bytes count
+    bytes. Only text changes: JSON and CSV show the same table either way."""
+    raw = OutputColumn("c", "", "RAW", "%-6.6s|", "%-6.6s|")
+    dec = OutputColumn("c", "", "DEC", "%-6.6s|", "%-6.6s|", text=decode_replace)
+    t = pa.table({"c": pa.array([b"a\xff\xfeb", "\u00e9t\u00e9s".encode(), None], pa.binary())})
+    assert render(t, "text", (raw,)) == (
+        b"RAW   |\n" + b"a\xff\xfeb  |\n" + "\u00e9t\u00e9s|".encode() + b"\n      |\n"
+    )
+    assert render(t, "text", (dec,)) == (
+        "DEC   |\na\ufffd\ufffdb  |\n\u00e9t\u00e9s  |\n      |\n".encode()
+    )
+    for fmt in ("json", "csv"):
+        assert render(t, fmt, (dec,)) == render(t, fmt, (raw,))
+
+
 def test_json_lines_decode_bytes_with_replacement() -> None:
     lines = render(opens_report(), "json").decode("utf-8").splitlines()
     rows = [json.loads(line) for line in lines]
@@ -157,6 +174,11 @@ def test_unknown_format() -> None:
         "%-16s ",
         "%s",
         "%-9s",
+        "%7s",
+        "%-14.14s ",
+        "%-10.10s ",
+        "%-12.12s ",
+        "%.3s",
         "%08o ",
         "%04o ",
         "%-14.9f",
@@ -164,7 +186,9 @@ def test_unknown_format() -> None:
     ],
 )
 def test_vectorised_formats_equal_percent_formatting(fmt):
-    """Every column format the reports use gives, vectorised, exactly `fmt % value`."""
+    """Every column format the reports use gives, vectorised, exactly `fmt % value`:
+    for bytes, bytes formatting (widths count bytes); for str, str formatting (widths
+    count characters), encoded as UTF-8."""
     import random
 
     import pyarrow as pa
@@ -196,6 +220,12 @@ def test_vectorised_formats_equal_percent_formatting(fmt):
             for _ in range(300)
         ]
         arr = pa.array(values, pa.binary())
+        texts = [
+            rng.choice(["", "a", "bash", "x" * 20, "\u00e9" * 15, "bad\ufffd\ufffdname", None])
+            for _ in range(300)
+        ]
+        want = [b"?" if v is None else (fmt % v).encode() for v in texts]
+        assert _format_column(pa.array(texts, pa.string()), fmt, b"?").to_pylist() == want
     null = b"?"
     want = [null if v is None else fmt.encode() % v for v in values]
     assert _format_column(arr, fmt, null).to_pylist() == want

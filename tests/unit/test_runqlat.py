@@ -94,6 +94,21 @@ def test_intervals(trace, capsysbinary) -> None:
     ]
 
 
+def test_idle_task_is_never_measured(trace, tmp_path: Path, capsysbinary) -> None:
+    """BCC's runqlat.py drops task pid 0 (a kernel pid: the tid) at its wakeup (line 92),
+    its preemption (214) and its switch-in (222): a row of tid 0, were one recorded,
+    counts in no histogram and no section, whatever its reason or tgid."""
+    idle = [
+        runq_row(tgid=t, tid=0, comm="swapper/1", lat_ns=9 * MS, reason=r)
+        for t, r in ((0, "wakeup"), (0, "preempt"), (1000, "wakeup_new"))
+    ]
+    with_idle = write_trace(tmp_path / "idle.parquet", ROWS + idle, end_ns=START_NS + 4 * S)
+    for flags in ([], ["-P"], ["-L"], ["-p", "1000", "-L"]):
+        assert run(capsysbinary, with_idle, *flags) == run(capsysbinary, trace, *flags)
+    _, out, _ = run(capsysbinary, with_idle, "-L")
+    assert "tid = 0" not in out
+
+
 def test_refused_flags(trace, capsysbinary) -> None:
     rc, _, err = run(capsysbinary, trace, "--pidnss")
     assert rc == 2 and "PID namespaces are not in the recording" in err

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,26 @@ def test_tcpstates(trace, capsysbinary) -> None:
         "CLOSE       -> SYN_SENT    0.000",
         "2                1479  telnet     127.0.0.1       50001 127.0.0.1       23    "
         "SYN_SENT    -> ESTABLISHED 0.005",
+    ]
+
+
+def test_tcpstates_wide_pads_addresses_to_39(tmp_path: Path, capsysbinary) -> None:
+    """BCC HEAD's -w (tcpstates.py:299-302): C-COMM %-16.16s, IP %-2s, LADDR and RADDR
+    %-39s (a full IPv6 address fits), LPORT %-5s; -s (lines 304-305) wins over -w."""
+    v6 = socket.inet_pton(socket.AF_INET6, "fd00:1111:2222:3333:4444:5555:6666:7777")
+    row = tcp_row(family=10, saddr=v6, daddr=socket.inet_pton(socket.AF_INET6, "::1"))
+    t = write_trace(tmp_path / "6.parquet", [dict(row, sport=443, dport=50000)])
+    _, out, _ = run(capsysbinary, "tcpstates", t, "-w")
+    assert out.splitlines() == [
+        "SKADDR           C-PID C-COMM           IP LADDR                                   "
+        "LPORT RADDR                                   RPORT OLDSTATE    -> NEWSTATE    MS",
+        "abc              1000  curl             6  fd00:1111:2222:3333:4444:5555:6666:7777 "
+        "443   ::1                                     50000 CLOSE       -> SYN_SENT    0.000",
+    ]
+    _, out, _ = run(capsysbinary, "tcpstates", t, "-w", "-s")
+    assert out.splitlines() == [
+        "SKADDR,C-PID,C-COMM,IP,LADDR,LPORT,RADDR,RPORT,OLDSTATE,NEWSTATE,MS",
+        "abc,1000,curl,6,fd00:1111:2222:3333:4444:5555:6666:7777,443,::1,50000,CLOSE,SYN_SENT,0.000",
     ]
 
 

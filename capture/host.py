@@ -143,10 +143,11 @@ class Check:
 
 def disks() -> list[list]:
     """[dev, name] of every block device in /proc/diskstats, dev as the kernel's dev_t
-    (major << 20 | minor) that block tracepoints carry: reports name disks with it."""
+    (major << 20 | minor) that block tracepoints carry: reports name disks with it. A name
+    that is not UTF-8 (BCC's tools die on one) keeps U+FFFD for its bad bytes."""
     out: list[list] = []
     try:
-        text = Path("/proc/diskstats").read_text()
+        text = Path("/proc/diskstats").read_bytes().decode("utf-8", "replace")
     except OSError:
         return out
     for line in text.splitlines():

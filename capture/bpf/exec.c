@@ -7,9 +7,9 @@
  * until touched) cannot be read there: BCC shows it empty. Such strings are marked in
  * args_unread and, when the exec succeeds, read again at sched:sched_process_exec: the
  * filename from the tracepoint, argv from the new program's stack (written by the kernel
- * a moment before, so resident). A failed exec keeps the old memory: its missing strings
- * are tried again at sys_exit (the kernel may have faulted them in), then shown as BCC
- * would, empty.
+ * a moment before, so resident). A failed exec keeps the old memory: its filename is
+ * read again at sys_exit (the kernel has faulted it in); strings still missing show as
+ * BCC shows them, empty.
  *
  * Keyed by tgid, as execsnoop: a non-leader thread that execs takes the leader's pid, so
  * its tid at exit differs from its tid at entry. */
@@ -34,47 +34,53 @@ static __always_inline int read_user_arg(char *dst, const void *src)
     return bpf_probe_read_user_str(dst, EXEC_ARGSIZE, src) < 0 ? -1 : 0;
 }
 
-/* Read, from the caller's memory, the strings of e whose bits are in `want` (all of them
- * at entry; the unread ones again at a failed exec's return); sets nargs, args_truncated
- * and argc as far as the argv array can be read. Returns the bits still unread. */
-static __always_inline u32 exec_read_caller(struct exec_event *e, u32 want)
+/* Read the filename and argv strings from the caller's memory into e; sets nargs,
+ * args_truncated and argc as far as the argv array can be read, and args_unread to the
+ * strings that could not be read. (The bits are kept in e, not in a register: the
+ * verifier tracks a register's exact value, and 2^20 combinations of bits would each be
+ * a path of their own; it does not track map memory.) */
+static __always_inline void exec_read_caller(struct exec_event *e)
 {
     const char *const *argv = (const char *const *)e->argv_ptr;
     const char *p = 0;
-    u32 unread = 0;
-    if ((want & 1) && read_user_arg(e->filename, (const void *)e->filename_ptr))
-        unread |= 1;
+    e->args_unread = 0;
     e->nargs = 0;
     e->args_truncated = 0;
+    if (read_user_arg(e->filename, (const void *)e->filename_ptr))
+        e->args_unread |= 1;
     /* argv may be NULL or empty (argc 0): then there is no argv[1] to read. */
     if (!argv || bpf_probe_read_user(&p, sizeof(p), (void *)&argv[0]) || !p) {
         e->argc = argv && !p ? 0 : ARGC_UNKNOWN;
-        return argv && !p ? unread : unread | (ALL_STRINGS & ~1u) | ARGV_UNREAD;
+        if (e->argc)
+            e->args_unread |= (ALL_STRINGS & ~1u) | ARGV_UNREAD;
+        return;
     }
 #pragma unroll
     for (int i = 1; i <= EXEC_MAXARGS; i++) {
         p = 0;
         if (bpf_probe_read_user(&p, sizeof(p), (void *)&argv[i])) {
             e->argc = ARGC_UNKNOWN;
-            return unread | (ALL_STRINGS & ~((2u << (i - 1)) - 1)) | ARGV_UNREAD;
+            e->args_unread |= (ALL_STRINGS & ~((2u << (i - 1)) - 1)) | ARGV_UNREAD;
+            return;
         }
         if (!p) {
             e->argc = i;
-            return unread;
+            return;
         }
-        if (((want >> i) & 1) && read_user_arg(e->args[i - 1], p))
-            unread |= 1u << i;
+        if (read_user_arg(e->args[i - 1], p))
+            e->args_unread |= 1u << i;
         e->nargs = i;
     }
     p = 0;
     if (bpf_probe_read_user(&p, sizeof(p), (void *)&argv[EXEC_MAXARGS + 1])) {
         e->argc = ARGC_UNKNOWN;
-        return unread | ARGV_UNREAD;
+        e->args_unread |= ARGV_UNREAD;
+        return;
     }
     e->args_truncated = p != 0;
     e->argc = EXEC_MAXARGS + 1;
-    if (!p || !unread)
-        return unread;
+    if (!p || !e->args_unread)
+        return;
     /* A long argv with unread strings: count it, so that the new program's argv can be
      * matched to it should an interpreter have put its own arguments in front. */
     u32 n = EXEC_MAXARGS + 2;
@@ -85,7 +91,6 @@ static __always_inline u32 exec_read_caller(struct exec_event *e, u32 want)
             break;
     }
     e->argc = p || n >= ARGC_COUNT_MAX ? ARGC_UNKNOWN : n;
-    return unread;
 }
 
 #if defined(HAVE_KREAD_exec_image)
@@ -109,19 +114,20 @@ static __always_inline void exec_read_image(struct exec_event *s)
     }
     s->nargs = n < EXEC_MAXARGS ? n : EXEC_MAXARGS;
     s->args_truncated = n > EXEC_MAXARGS;
-    u32 unread = s->args_unread & 1;
+    s->args_unread &= ALL_STRINGS; /* the argv array is known now */
 #pragma unroll
     for (int i = 0; i < EXEC_MAXARGS; i++) {
-        if (i >= s->nargs)
+        if (i >= s->nargs) {
+            s->args_unread &= (2u << i) - 1; /* no such argument: nothing unread */
             break;
+        }
         if (!((s->args_unread >> (i + 1)) & 1))
             continue;
         p = 0;
-        if (bpf_probe_read_user(&p, 8, (void *)(sp + 8 * (1 + first + i))) || !p ||
-            read_user_arg(s->args[i], (const void *)p))
-            unread |= 1u << (i + 1);
+        if (bpf_probe_read_user(&p, 8, (void *)(sp + 8 * (1 + first + i))) == 0 && p &&
+            read_user_arg(s->args[i], (const void *)p) == 0)
+            s->args_unread &= ~(1u << (i + 1));
     }
-    s->args_unread = unread;
 }
 #endif
 
@@ -142,7 +148,7 @@ static __always_inline int exec_enter(const char *filename, const char *const *a
     e->args_from = 0; /* entry */
     e->filename_ptr = (u64)filename;
     e->argv_ptr = (u64)argv;
-    e->args_unread = exec_read_caller(e, ALL_STRINGS);
+    exec_read_caller(e);
     return 0;
 }
 
@@ -153,8 +159,12 @@ static __always_inline int exec_exit(long ret)
     struct exec_event *s = exec_start_get(tgid);
     if (!s)
         return 0;
-    if (ret < 0 && s->args_unread) /* the old memory is still there: try again */
-        s->args_unread = exec_read_caller(s, s->args_unread);
+    /* A failed exec: the old memory is still there, and the kernel read the filename
+     * (getname, faulting its page in) before failing. Its arguments it reads only late
+     * (after opening the file), so they are not tried again. */
+    if (ret < 0 && (s->args_unread & 1) &&
+        read_user_arg(s->filename, (const void *)s->filename_ptr) == 0)
+        s->args_unread &= ~1u;
     struct exec_batch *b;
     struct exec_event *e = exec_slot(&b);
     if (e) {

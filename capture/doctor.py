@@ -10,6 +10,7 @@ from bpfcap.formats.events import EVENT_TYPES
 
 from . import host
 from .bpfgen import AUX_HOOKS, TREE_HOOKS, generate
+from .btf import resolve_reads
 
 SETUP = "run `make setup` in the bpfcap checkout"
 
@@ -74,6 +75,20 @@ def checks() -> Iterator[host.Check]:
             else f"missing: {', '.join(users)} calls through it cannot be recorded here",
             required=False,
         )
+    # Kernel struct members the BPF code reads, located in the kernel's BTF.
+    offsets, reads = resolve_reads(EVENT_TYPES)
+    for key, r in reads.items():
+        cols = f" ({', '.join(r['columns'])})" if r["columns"] else ""
+        yield host.Check(
+            f"kernel struct read {key}{cols}",
+            r["status"] == "btf",
+            "offsets found in the kernel's BTF"
+            if r["status"] == "btf"
+            else f"{r['reason']}: "
+            + ("those rows are not recorded" if r["required"] else "recorded without them"),
+            "a kernel built with CONFIG_DEBUG_INFO_BTF (/sys/kernel/btf/vmlinux)",
+            required=False,
+        )
     if not (root_ok and bcc and hdr and root):
         yield host.Check("trial BPF load", False, "skipped (fix the failures above first)")
         return
@@ -81,7 +96,13 @@ def checks() -> Iterator[host.Check]:
 
     try:
         prog = LoadedProgram(
-            generate(EVENT_TYPES, present, self_tgid=os.getpid(), task_storage=host.task_storage())
+            generate(
+                EVENT_TYPES,
+                present,
+                self_tgid=os.getpid(),
+                task_storage=host.task_storage(),
+                kernel_offsets=offsets,
+            )
         )
         prog.close()
         yield host.Check("trial BPF load", True, "the recording program compiles, loads, attaches")

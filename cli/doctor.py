@@ -10,8 +10,9 @@ import click
 @click.command()
 def doctor() -> None:
     """Check that this host can record: privileges, BCC, kernel headers, tracefs, every
-    tracepoint bpfcap uses, and a trial load of the BPF program. Exits non-zero when
-    recording cannot work."""
+    tracepoint bpfcap uses, the kernel struct members it reads (located in the kernel's
+    BTF), and a trial load of the BPF program. Exits non-zero when recording cannot
+    work."""
     from bpfcap.capture.doctor import checks
 
     failed = False

@@ -401,15 +401,17 @@ class Recorder:
             else "system-wide"
         ) + (f", tasks named {opts.comm}" if opts.comm else "")
         length = f" for {opts.duration:g} s" if opts.duration else ""
-        self.log(
-            f"Recording {','.join(t.name for t in opts.events)} {scope}{length} "
-            f"to {opts.output}; Ctrl-C to stop"
-        )
-        # Ours until the trace is written (run() restores them): see _on_signal.
+        # Ours until the trace is written (run() restores them): see _on_signal. Installed
+        # before "Recording" is said: whoever waits for that line (a script, the tests)
+        # may send SIGINT or SIGHUP at once, and must not meet Python's defaults.
         self._old_handlers = {
             s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)
         }
         self._old_handlers[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hup)
+        self.log(
+            f"Recording {','.join(t.name for t in opts.events)} {scope}{length} "
+            f"to {opts.output}; Ctrl-C to stop"
+        )
         exit_status = None
         error: BaseException | None = None
         try:

@@ -227,3 +227,17 @@ def test_second_ctrl_c_while_stopping_loses_nothing(tmp_path: Path) -> None:
     assert t.complete and t.meta["stop_reason"] == "SIGINT"
     assert t.read("open", ["ts_ns"]).num_rows == int(m.group(2)) >= 300000
     assert int(m.group(3)) == 0
+
+
+def test_signals_at_once_after_the_recording_line_are_handled(tmp_path: Path) -> None:
+    """Whoever waits for "Recording ..." may signal at once: SIGHUP (without --rotate:
+    ignored, with a note) and SIGINT (a clean stop) already meet the recorder's handlers,
+    not Python's defaults (SIGHUP would kill it, SIGINT end in a traceback)."""
+    out = tmp_path / "t.parquet"
+    rec = start_recorder("-e", "open", "-o", out)
+    rec.send_signal(signal.SIGHUP)
+    rec.send_signal(signal.SIGINT)
+    _, err = rec.communicate(timeout=60)
+    assert rec.returncode == 0, err
+    assert b"SIGHUP ignored" in err
+    wrote_line(err)

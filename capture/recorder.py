@@ -448,6 +448,7 @@ class Recorder:
                 if flush:
                     next_flush = now + FLUSH_S * 1e9
                 drained = self._write(segments, loaded.drain(flush=flush))
+                segments.check()  # a failed write (a full disk) stops the recording now
                 # Busy: drain often, the ring buffer holds only tens of ms at storm rates.
                 # Quiet: wake rarely, so that an idle recorder costs next to nothing.
                 nap = DRAIN_BUSY_S if drained > BUSY_BYTES else DRAIN_IDLE_S

@@ -249,6 +249,14 @@ class SegmentDir:
         pending.clear()
         pa.default_memory_pool().release_unused()  # keep a long recording's RSS flat
 
+    def check(self) -> None:
+        """Raise the error of a write that has failed (a full disk), without waiting for
+        one in progress: the recorder asks at every drain, so that it stops when a write
+        fails, not when the next segment closes (seconds later on a quiet host)."""
+        w = self._writing
+        if w is not None and w.done() and w.exception() is not None:
+            w.result()
+
     def finish(self) -> None:
         """Wait for the segment being written; raise its error if it failed."""
         if self._writing is not None:

@@ -172,6 +172,29 @@ def test_a_header_that_cannot_be_written_leaves_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_failed_segment_write_is_raised_without_waiting_for_the_next(tmp_path, monkeypatch):
+    import errno
+    import time
+
+    import bpfcap.formats.trace as trace
+
+    d = SegmentDir(tmp_path / "t.parquet.partial", header=meta(clean_stop=False, events={}))
+
+    def full(path, *_a, **_k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(trace, "write_table_file", full)
+    d.write(table([open_row()]))
+    d.close_segment(meta(clean_stop=False))
+    deadline = time.monotonic() + 60  # the write runs in a thread: poll for its end
+    with pytest.raises(OSError, match="No space left"):
+        while time.monotonic() < deadline:
+            d.check()
+            time.sleep(0.01)
+    d.abort()
+    assert [f.name for f in d.files()] == [HEADER] and d.data_files() == []
+
+
 # --- bad input: one line naming the file and the problem, non-zero exit, no traceback ---
 
 

@@ -30,11 +30,11 @@ def bpfcap(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
     return r
 
 
-def read_line(p: subprocess.Popen, deadline: float) -> bytes | None:
-    """The next line of `p`'s stderr (b"" at its end), or None if `deadline` (monotonic)
-    comes first. Read byte by byte from the descriptor: nothing past the line is taken
-    from what communicate() will read later."""
-    fd = p.stderr.fileno()  # type: ignore[union-attr]
+def read_line(stream: Any, deadline: float) -> bytes | None:
+    """The next line of a child's output `stream` (b"" at its end), or None if `deadline`
+    (monotonic) comes first. Read byte by byte from the descriptor: nothing past the
+    line is taken from what communicate() will read later."""
+    fd = stream.fileno()
     line = b""
     while not line.endswith(b"\n"):
         ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
@@ -59,7 +59,7 @@ def start_recorder(*args: Any, **popen: Any) -> subprocess.Popen:
     )
     deadline = time.monotonic() + ATTACH_TIMEOUT_S
     lines = []
-    while (line := read_line(p, deadline)) is not None:
+    while (line := read_line(p.stderr, deadline)) is not None:
         lines.append(line)
         if line.startswith(b"Recording "):
             p.start_lines = lines  # type: ignore[attr-defined]
@@ -80,6 +80,14 @@ def wait_for(state: Callable[[], Any], what: str, timeout: float = STATE_TIMEOUT
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(0.05)
     return value
+
+
+def closed_rows(out: Path, kind: str, column: str) -> list:
+    """The values of `column` in the rows of `kind` that the closed segments of the
+    recording into `out` (still running, or killed) hold so far."""
+    from bpfcap.formats.trace import open_trace
+
+    return open_trace(Path(str(out) + ".partial")).read(kind, [column])[column].to_pylist()
 
 
 def group_alive(pgid: int) -> list[int]:

@@ -70,7 +70,7 @@ def launch_and_kill_during_start(out: Path, rng: random.Random) -> tuple[int, in
     )
     kill_at = time.monotonic() + rng.uniform(0.0, 3.0)
     attached = None
-    while attached is None and (line := read_line(rec, kill_at)) is not None:
+    while attached is None and (line := read_line(rec.stderr, kill_at)) is not None:
         if line.startswith(b"Recording "):
             attached = time.monotonic_ns()
         if not line:

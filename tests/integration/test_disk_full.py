@@ -15,9 +15,8 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
-from e2e import bpfcap, start_recorder, wait_for
+from e2e import bpfcap, closed_rows, start_recorder, wait_for
 
 from bpfcap.formats.trace import HEADER, open_trace
 
@@ -79,13 +78,10 @@ def fill(mnt: Path, leave: int = 0) -> None:
 
 def opens_on_disk(out: Path, n: int) -> None:
     """Wait until the closed segments of the recording to `out` hold `n` opens of PATH."""
-
-    def on_disk() -> bool:
-        files = Path(str(out) + ".partial").glob("seg-??????.parquet")
-        paths = [p for f in files for p in pq.read_table(f, columns=["path"])["path"].to_pylist()]
-        return paths.count(PATH.encode()) == n
-
-    wait_for(on_disk, f"{n} opens in closed segments")
+    wait_for(
+        lambda: closed_rows(out, "open", "path").count(PATH.encode()) == n,
+        f"{n} opens in closed segments",
+    )
 
 
 def check_disk_full_stop(rec, out: Path) -> tuple[int, int]:

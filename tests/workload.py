@@ -1,7 +1,7 @@
 """A known workload for the end-to-end tests (and the sample trace): prime counts of
 opens, failed opens, execs and failed execs, on paths and arguments unique to TAG.
 
-    python tests/workload.py run TAG [--delay SECONDS] [--wait-stdin]
+    python tests/workload.py run TAG [--wait-stdin] [--comm COMM]
 
 Opens DIR/bpfcap-wl-TAG-ok (which must exist) OK_OPENS times and
 DIR/bpfcap-wl-TAG-missing MISSING_OPENS times, execs `/bin/true bpfcap-wl-TAG-exec-I`
@@ -50,14 +50,13 @@ def set_comm(name: str) -> None:
         sys.exit(f"prctl(PR_SET_NAME) failed: errno {ctypes.get_errno()}")
 
 
-def run(tag: str, delay: float, wait_stdin: bool, comm: str | None = None) -> None:
+def run(tag: str, wait_stdin: bool, comm: str | None = None) -> None:
     p = paths(tag)
     if comm:
         set_comm(comm)
     print(f"pid={os.getpid()}", flush=True)
     if wait_stdin:
         sys.stdin.readline()
-    time.sleep(delay)
     for _ in range(OK_OPENS):
         os.close(os.open(p["ok"], os.O_RDONLY))
     for _ in range(MISSING_OPENS):
@@ -214,11 +213,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=["run"])
     ap.add_argument("tag")
-    ap.add_argument("--delay", type=float, default=0.0)
     ap.add_argument("--wait-stdin", action="store_true", help="start after a line on stdin")
     ap.add_argument("--comm", help="task name to run under (prctl PR_SET_NAME)")
     a = ap.parse_args()
-    run(a.tag, a.delay, a.wait_stdin, a.comm)
+    run(a.tag, a.wait_stdin, a.comm)
 
 
 if __name__ == "__main__":

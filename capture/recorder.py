@@ -305,10 +305,17 @@ class Recorder:
                 "cannot follow a command's processes: sched_process_fork/exit tracepoints missing"
             )
 
-        # The segment directory is created before anything is loaded: an unwritable
-        # output fails here, not after attaching.
+        # The time origin (reports' TIME(s), -d windows) is taken before the hooks are
+        # attached, as BCC tools take theirs at start: no event can precede it.
+        self.start_ns = time.monotonic_ns()
+        self.static_meta = self._static_meta(manifest)
+        # The segment directory and its header (the metadata known now, no events) come
+        # before anything is loaded: an unwritable output or a full disk fails here, not
+        # after attaching; and a recorder killed during the load, or before its first
+        # segment closes, leaves a directory that reads as an empty trace.
         segments = SegmentDir(
-            opts.output if opts.rotating else Path(str(opts.output) + PARTIAL_SUFFIX)
+            opts.output if opts.rotating else Path(str(opts.output) + PARTIAL_SUFFIX),
+            header=dict(self.static_meta, start_ns=self.start_ns, clean_stop=False),
         )
         child = release = None
         if opts.command:
@@ -327,9 +334,7 @@ class Recorder:
         )
         from .kernel import LoadedProgram
 
-        # The time origin (reports' TIME(s), -d windows) is taken before the hooks are
-        # attached, as BCC tools take theirs at start: no event can precede it.
-        self.start_ns = t0 = time.monotonic_ns()
+        t0 = time.monotonic_ns()
         try:
             loaded = LoadedProgram(program)
         except BaseException:
@@ -340,15 +345,17 @@ class Recorder:
             raise
         load_s = (time.monotonic_ns() - t0) / 1e9
         try:
-            return self._record(loaded, segments, manifest, child, release, load_s)
+            return self._record(loaded, segments, child, release, load_s)
         finally:
             loaded.close()
             for s, h in self._old_handlers.items():
                 signal.signal(s, h)
 
-    def _record(self, loaded, segments, manifest, child, release, load_s) -> RecordResult:
+    def _static_meta(self, manifest: list[dict]) -> dict:
+        """The metadata that does not change while recording (_record() adds the load
+        time, the attach time and the process snapshot once the hooks are live)."""
         opts = self.opts
-        self.static_meta = {
+        return {
             "format_version": FORMAT_VERSION,
             "bpfcap_version": __version__,
             "host": host.host_info(),
@@ -379,10 +386,17 @@ class Recorder:
                 "comm_cache": self.comm_cache,
                 "batch": {t.name: t.batch for t in opts.events},
             },
-            # bpf_load_s: compiling (clang, in a helper process) and attaching.
-            "agent": {"bpf_load_s": round(load_s, 3)},
         }
+
+    def _record(self, loaded, segments, child, release, load_s) -> RecordResult:
+        opts = self.opts
+        # bpf_load_s: compiling (clang, in a helper process) and attaching.
+        self.static_meta["agent"] = {"bpf_load_s": round(load_s, 3)}
         attached_ns = self.static_meta["attached_ns"] = time.monotonic_ns()
+        # Taken again now that the hooks are live (the header has the one from before
+        # the load): a process started during the load is in it, as its parent for
+        # execsnoop's PPID.
+        self.static_meta["processes"] = host.process_snapshot()
         self._segment_from_ns = self.start_ns
         partial = segments.path
         if child is not None:
@@ -397,15 +411,17 @@ class Recorder:
             else "system-wide"
         ) + (f", tasks named {opts.comm}" if opts.comm else "")
         length = f" for {opts.duration:g} s" if opts.duration else ""
-        self.log(
-            f"Recording {','.join(t.name for t in opts.events)} {scope}{length} "
-            f"to {opts.output}; Ctrl-C to stop"
-        )
-        # Ours until the trace is written (run() restores them): see _on_signal.
+        # Ours until the trace is written (run() restores them): see _on_signal. Installed
+        # before "Recording" is said: whoever waits for that line (a script, the tests)
+        # may send SIGINT or SIGHUP at once, and must not meet Python's defaults.
         self._old_handlers = {
             s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)
         }
         self._old_handlers[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hup)
+        self.log(
+            f"Recording {','.join(t.name for t in opts.events)} {scope}{length} "
+            f"to {opts.output}; Ctrl-C to stop"
+        )
         exit_status = None
         error: BaseException | None = None
         try:
@@ -428,6 +444,7 @@ class Recorder:
                 if flush:
                     next_flush = now + FLUSH_S * 1e9
                 drained = self._write(segments, loaded.drain(flush=flush))
+                segments.check()  # a failed write (a full disk) stops the recording now
                 # Busy: drain often, the ring buffer holds only tens of ms at storm rates.
                 # Quiet: wake rarely, so that an idle recorder costs next to nothing.
                 nap = DRAIN_BUSY_S if drained > BUSY_BYTES else DRAIN_IDLE_S
@@ -469,7 +486,7 @@ class Recorder:
                 error = e
         if error is not None:
             segments.abort()
-            kept = segments.files()
+            kept = segments.data_files()  # not the header: it holds no events
             rows = sum(_rows_in(f) for f in kept)
             raise OutputError(
                 f"writing {partial} failed: {getattr(error, 'strerror', None) or error}; "
@@ -490,7 +507,7 @@ class Recorder:
                 exit_status,
                 final,
             )
-        n_segments = len(segments.files())
+        n_segments = len(segments.data_files())
         if n_segments > 10:
             rows = sum(self.written.values())
             self.log(

@@ -49,6 +49,7 @@ def info(trace: str | None, fmt: str, types: bool) -> None:
         complete=t.complete,
         exec_strings=exec_strings,
     )
+    s["notes"] = t.notes
     if fmt == "json":
         click.echo(json.dumps(s, indent=2, sort_keys=True))
         return
@@ -84,6 +85,7 @@ def _text(path: str, s: dict) -> list[str]:
         out.append(
             "stopped:    NOT cleanly (recorder killed or crashed); this is what reached disk"
         )
+    out.extend(f"note:       {n}" for n in s.get("notes", []))
     out.append(f"events:     {sum(e['rows'] for e in s['events'].values())} rows, {s['lost']} lost")
     for kind, e in s["events"].items():
         per_cpu = f" (per CPU: {' '.join(map(str, e['lost_per_cpu']))})" if e["lost"] else ""

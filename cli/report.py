@@ -1001,6 +1001,8 @@ def _warn(
         click.echo(
             f"bpfcap: {t.path}: recording did not stop cleanly; showing what reached disk", err=True
         )
+    for note in t.notes:
+        click.echo(f"bpfcap: {note}", err=True)
     if strict and (total or skipped):
         raise EventsLost(
             f"{t.path}: {total} events lost in the time reported"

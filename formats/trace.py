@@ -6,6 +6,9 @@ A trace is Parquet (zstd), in one of two shapes that every command reads alike:
 * a directory of closed segment files `seg-NNNNNN.parquet` (what a recorder leaves while
   it runs, as `<output>.partial/`, and after it is killed). A segment is written to a
   `.tmp` name and renamed when complete, so every `*.parquet` in the directory is whole.
+  Segment 0, the header, has no rows: the metadata known at start, written before the
+  BPF program is loaded, so that a recorder stopped before its first segment closed
+  (killed, or the disk full) leaves an empty trace that still says what, where and when.
 
 Every file carries, in its Parquet footer key-value metadata:
 
@@ -27,7 +30,7 @@ import re
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,11 @@ KEY_VERSION = b"bpfcap.format_version"
 KEY_META = b"bpfcap.meta"
 PARTIAL_SUFFIX = ".partial"
 SEGMENT_GLOB = "seg-*.parquet"
+# Segment 0 of a segment directory: no rows, the metadata known at start (see SegmentDir).
+# A Parquet file of the trace schema like any segment: stock readers see no rows in it,
+# rotation joins it with the segments after it, the merge at a clean stop copies no rows
+# from it.
+HEADER = "seg-000000.parquet"
 # seg-000001.parquet: one segment; seg-000001-000060.parquet: segments 1 to 60 joined
 # (record --rotate). A joined file wins over its segments where both are present (the
 # recorder was killed between writing the join and deleting the segments).
@@ -177,9 +185,13 @@ def write_table_file(
 
 class SegmentDir:
     """The directory a recorder writes closed segments into, one per period. Rows of a
-    period are kept in memory and written at its end, one row group per kind."""
+    period are kept in memory and written at its end, one row group per kind.
 
-    def __init__(self, path: Path):
+    It is created with its header, segment 0 (`header`: the metadata known at start),
+    written synchronously before the constructor returns: whenever the directory holds
+    a file, it is a readable trace."""
+
+    def __init__(self, path: Path, header: dict[str, Any]):
         self.path = path
         self.index = 0
         self._pending: dict[str, list[pa.Table]] = {}
@@ -197,6 +209,14 @@ class SegmentDir:
         except OSError as e:
             raise OutputError(
                 f"cannot create {path}: {e.strerror}", "choose another -o path"
+            ) from e
+        try:
+            write_table_file(path / HEADER, [], dict(header, segment=0))
+        except OSError as e:
+            self.remove()  # nothing recorded yet: leave nothing behind
+            raise OutputError(
+                f"cannot write {path / HEADER}: {e.strerror}",
+                "free space or choose another -o path",
             ) from e
 
     @property
@@ -233,6 +253,14 @@ class SegmentDir:
         pending.clear()
         pa.default_memory_pool().release_unused()  # keep a long recording's RSS flat
 
+    def check(self) -> None:
+        """Raise the error of a write that has failed (a full disk), without waiting for
+        one in progress: the recorder asks at every drain, so that it stops when a write
+        fails, not when the next segment closes (seconds later on a quiet host)."""
+        w = self._writing
+        if w is not None and w.done() and w.exception() is not None:
+            w.result()
+
     def finish(self) -> None:
         """Wait for the segment being written; raise its error if it failed."""
         if self._writing is not None:
@@ -250,6 +278,10 @@ class SegmentDir:
 
     def files(self) -> list[Path]:
         return trace_files(self.path)
+
+    def data_files(self) -> list[Path]:
+        """The closed segments, without the header (which holds no rows)."""
+        return [f for f in self.files() if f.name != HEADER]
 
     def rotate(self, keep: int | None) -> None:
         """Join the single segments written so far (the one being written included, as
@@ -285,7 +317,7 @@ class SegmentDir:
         try:
             work(*args)
         finally:
-            files = self.files()
+            files = self.data_files()
             single = [f for f in files if "-" not in f.name[len("seg-") :]]
             self._sizes = (
                 sum(f.stat().st_size for f in single),
@@ -334,6 +366,8 @@ class Trace:
     meta: dict[str, Any]
     complete: bool  # False when the recorder did not stop cleanly (a segment directory)
     size: int
+    # What a reader must be told besides the rows (info and every report print them).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def version(self) -> int:
@@ -611,16 +645,23 @@ def open_trace(path: str | os.PathLike) -> Trace:
             "traces are private (0600): read it as its owner, or copy it with sudo",
         ) from e
     meta = metas[-1]
+    notes = []
     if complete is None:
         # A recorder that stopped cleanly writes its last segment with clean_stop (the
         # merge into one file may still have failed, on a full disk say); one that was
         # killed left its last segment saying it was still recording.
         complete = bool(meta.get("clean_stop", False))
         meta = dict(meta, clean_stop=complete)
+        if [f.name for f in files] == [HEADER]:
+            notes.append(
+                f"{p}: the recorder stopped (killed, or the disk full) before its first "
+                "segment closed: no events, only the metadata written when it started"
+            )
     return Trace(
         p,
         files,
         meta,
         complete and bool(meta.get("clean_stop", True)),
         sum(f.stat().st_size for f in files),
+        notes,
     )

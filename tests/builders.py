@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from bpfcap.formats.events import BY_NAME, SCHEMA
-from bpfcap.formats.trace import write_table_file
+from bpfcap.formats.trace import SegmentDir, write_table_file
 
 S = 1_000_000_000  # ns per second
 MS = 1_000_000
@@ -271,3 +271,11 @@ def write_trace(path: Path, rows: list[dict[str, Any]], **meta_kw: Any) -> Path:
         path, [table([r for r in rows if r["kind"] == k]) for k in kinds], meta(**meta_kw)
     )
     return path
+
+
+def header_only(directory: Path) -> Path:
+    """A segment directory as a recorder stopped before its first segment closed leaves
+    it: the header its SegmentDir wrote at start (no end, no counters yet), nothing else."""
+    header = {k: v for k, v in meta(clean_stop=False, events={}).items() if k != "end_ns"}
+    SegmentDir(directory, header=dict(header, settings={"events": list(BY_NAME)})).finish()
+    return directory

@@ -1,21 +1,21 @@
 """A known workload for the end-to-end tests (and the sample trace): prime counts of
 opens, failed opens, execs and failed execs, on paths and arguments unique to TAG.
 
-    python tests/workload.py run TAG [--delay SECONDS] [--wait-stdin]
+    python tests/workload.py run TAG [--wait-stdin] [--comm COMM]
 
 Opens DIR/bpfcap-wl-TAG-ok (which must exist) OK_OPENS times and
 DIR/bpfcap-wl-TAG-missing MISSING_OPENS times, execs `/bin/true bpfcap-wl-TAG-exec-I`
 EXECS times and the missing /nonexistent/bpfcap-wl-TAG FAILED_EXECS times. Prints
 `pid=N` first.
 
-    python tests/workload.py kernel DIR
+    python tests/workload.py kernel DIR [COMM]
 
-The kernel components' workload (issue 4), as the task `bpfcap-wl4`: GETPPIDS getppid()
-calls; KILLS kill(child, SIGUSR1); DIRECT_WRITES O_DIRECT 4 KiB writes to a file in DIR
-(which must be on a block device), each followed by fsync; TCP_CONNECTIONS loopback TCP
-connections; two CPU-bound processes (`bpfcap-wl4-spin`) pinned to one CPU for run-queue
-waits. Prints `key=value` lines: pid, child, port, spinners, extents (the file's
-[first sector, sectors] on its whole disk).
+The kernel components' workload (issue 4), as the task COMM (`bpfcap-wl4`, at most 10
+bytes): GETPPIDS getppid() calls; KILLS kill(child, SIGUSR1); DIRECT_WRITES O_DIRECT 4 KiB
+writes to a file in DIR (which must be on a block device), each followed by fsync;
+TCP_CONNECTIONS loopback TCP connections; two CPU-bound processes (`COMM-spin`) pinned to
+one CPU for run-queue waits. Prints `key=value` lines: pid, child, port, spinners,
+extents (the file's [first sector, sectors] on its whole disk).
 """
 
 from __future__ import annotations
@@ -50,14 +50,13 @@ def set_comm(name: str) -> None:
         sys.exit(f"prctl(PR_SET_NAME) failed: errno {ctypes.get_errno()}")
 
 
-def run(tag: str, delay: float, wait_stdin: bool, comm: str | None = None) -> None:
+def run(tag: str, wait_stdin: bool, comm: str | None = None) -> None:
     p = paths(tag)
     if comm:
         set_comm(comm)
     print(f"pid={os.getpid()}", flush=True)
     if wait_stdin:
         sys.stdin.readline()
-    time.sleep(delay)
     for _ in range(OK_OPENS):
         os.close(os.open(p["ok"], os.O_RDONLY))
     for _ in range(MISSING_OPENS):
@@ -81,7 +80,6 @@ KILLS = 7
 DIRECT_WRITES = 37
 TCP_CONNECTIONS = 13
 COMM = "bpfcap-wl4"
-SPIN_COMM = "bpfcap-wl4-spin"
 SPIN_S = 0.3
 
 
@@ -110,14 +108,16 @@ def _signals() -> int:
     import signal
 
     r, w = os.pipe()
+    # Installed before the fork, so the child has it from its first instruction (the
+    # default action would end it at the first signal).
+    before = signal.signal(signal.SIGUSR1, lambda *_: None)
     child = os.fork()
     if child == 0:
-        signal.signal(signal.SIGUSR1, lambda *_: None)
         os.close(w)
         os.read(r, 1)  # interrupted by each signal, retried (PEP 475)
         os._exit(0)
+    signal.signal(signal.SIGUSR1, before)
     os.close(r)
-    time.sleep(0.05)  # the child installs its handler
     for _ in range(KILLS):
         os.kill(child, signal.SIGUSR1)
     os.write(w, b"x")
@@ -173,13 +173,13 @@ def _tcp() -> int:
     return port
 
 
-def _spinners() -> list[int]:
+def _spinners(comm: str) -> list[int]:
     cpu = max(os.sched_getaffinity(0))
     pids = []
     for _ in range(2):
         pid = os.fork()
         if pid == 0:
-            set_comm(SPIN_COMM)
+            set_comm(f"{comm}-spin")
             os.sched_setaffinity(0, {cpu})
             end = time.monotonic() + SPIN_S
             while time.monotonic() < end:
@@ -191,15 +191,15 @@ def _spinners() -> list[int]:
     return pids
 
 
-def kernel(directory: str) -> None:
-    set_comm(COMM)
+def kernel(directory: str, comm: str = COMM) -> None:
+    set_comm(comm)
     print(f"pid={os.getpid()}", flush=True)
     for _ in range(GETPPIDS):
         os.getppid()
     print(f"child={_signals()}", flush=True)
     print(f"extents={_extents_text(_direct_writes(directory))}", flush=True)
     print(f"port={_tcp()}", flush=True)
-    print(f"spinners={','.join(map(str, _spinners()))}", flush=True)
+    print(f"spinners={','.join(map(str, _spinners(comm)))}", flush=True)
 
 
 def _extents_text(extents: list[tuple[int, int]]) -> str:
@@ -207,17 +207,16 @@ def _extents_text(extents: list[tuple[int, int]]) -> str:
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "kernel":
-        kernel(sys.argv[2])
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "kernel":
+        kernel(*sys.argv[2:])
         return
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=["run"])
     ap.add_argument("tag")
-    ap.add_argument("--delay", type=float, default=0.0)
     ap.add_argument("--wait-stdin", action="store_true", help="start after a line on stdin")
     ap.add_argument("--comm", help="task name to run under (prctl PR_SET_NAME)")
     a = ap.parse_args()
-    run(a.tag, a.delay, a.wait_stdin, a.comm)
+    run(a.tag, a.wait_stdin, a.comm)
 
 
 if __name__ == "__main__":

@@ -7,26 +7,38 @@ import subprocess
 import sys
 from pathlib import Path
 
-from e2e import BPFCAP, bpfcap, wrote_line
+from e2e import BPFCAP, bpfcap, start_recorder, wrote_line
 
 from bpfcap.formats.trace import open_trace
 
-OPENER = """import os, sys, time
+# N opens, then it waits for the end of its stdin: the command outlives the recording
+# whatever the speed, so that the recording stops by its limit, not by the command.
+OPENER = """import os, sys
 for _ in range(int(sys.argv[1])):
     os.close(os.open("/etc/hostname", os.O_RDONLY))
-time.sleep(float(sys.argv[2]))
+sys.stdin.read()
+"""
+STORM = """import os
+while True:
+    os.close(os.open("/etc/hostname", os.O_RDONLY))
 """
 
 
 def test_max_events_stops_at_exactly_n(tmp_path: Path) -> None:
     out = tmp_path / "t.parquet"
-    r = subprocess.run(
+    with subprocess.Popen(
         [BPFCAP, "record", "-e", "open", "--max-events", "1009", "-o", out, "--",
-         sys.executable, "-c", OPENER, "5003", "3"],
-        capture_output=True, timeout=120,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    m = wrote_line(r.stderr)
+         sys.executable, "-c", OPENER, "5003"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    ) as rec:  # fmt: skip
+        try:
+            rec.wait(timeout=120)
+        finally:
+            rec.stdin.close()  # the command (sharing the recorder's stdin) ends
+        err = rec.stderr.read()  # to its end: the command holds it too, until it ends
+    assert rec.returncode == 0, err
+    assert b"still running; recording stopped" in err
+    m = wrote_line(err)
     t = open_trace(out)
     assert int(m.group(2)) == t.read("open", ["ts_ns"]).num_rows == 1009
     assert t.meta["stop_reason"] == "max-events"
@@ -37,17 +49,14 @@ def test_max_events_stops_at_exactly_n(tmp_path: Path) -> None:
 
 def test_max_size_stops_near_size(tmp_path: Path) -> None:
     out = tmp_path / "t.parquet"
-    opener = subprocess.Popen([sys.executable, "-c", OPENER, "3000000", "0"])
+    rec = start_recorder("-e", "open", "--max-size", "300K", "-d", "120", "-o", out)
+    storm = subprocess.Popen([sys.executable, "-c", STORM])  # once recording: it counts
     try:
-        r = subprocess.run(
-            [BPFCAP, "record", "-e", "open", "--max-size", "300K", "-d", "60", "-o", out],
-            capture_output=True,
-            timeout=120,
-        )
+        _, err = rec.communicate(timeout=180)
     finally:
-        opener.kill()
-        opener.wait()
-    assert r.returncode == 0, r.stderr
+        storm.kill()
+        storm.wait()
+    assert rec.returncode == 0, err
     t = open_trace(out)
     assert t.meta["stop_reason"] == "max-size"
     # Checked as each segment closes: at most one segment (<= 1 s, <= 256K rows) over.

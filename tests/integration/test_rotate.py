@@ -7,14 +7,15 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from e2e import BPFCAP, bpfcap, start_recorder, wrote_line
+from e2e import BPFCAP, bpfcap, start_recorder, wait_for, wrote_line
 
 from bpfcap.formats.trace import open_trace
 
 PATH = "/etc/hostname"
+# n opens of PATH, spread over about `seconds` (the pacing is the workload, events all
+# along a recording, not a synchronisation).
 OPENER = f"""import os, sys, time
 n, seconds = int(sys.argv[1]), float(sys.argv[2])
 for i in range(n):
@@ -24,10 +25,21 @@ for i in range(n):
 """
 
 
-def opens_of_path(trace: Path) -> int:
-    t = open_trace(trace)
-    paths = t.read("open", ["path"])["path"].to_pylist()
-    return sum(p == PATH.encode() for p in paths)
+def opens_of_path(trace: Path, pids: list[int] | None = None) -> int:
+    """Opens of PATH in the trace; by the processes `pids` only when given (system-wide
+    recordings see other processes open it too)."""
+    t = open_trace(trace).read("open", ["path", "tgid"])
+    return sum(
+        p == PATH.encode() and (pids is None or pid in pids)
+        for p, pid in zip(t["path"].to_pylist(), t["tgid"].to_pylist())
+    )
+
+
+def open_path(n: int, seconds: float) -> int:
+    """Run OPENER to its end; returns its pid."""
+    p = subprocess.Popen([sys.executable, "-c", OPENER, str(n), str(seconds)])
+    assert p.wait(timeout=120) == 0
+    return p.pid
 
 
 def joined(d: Path) -> list[str]:
@@ -70,25 +82,29 @@ def test_keep_is_a_flight_recorder(tmp_path: Path) -> None:
 def test_sighup_starts_a_new_file_and_size_rotation(tmp_path: Path) -> None:
     out = tmp_path / "hup"
     rec = start_recorder("-e", "open", "--rotate", "3600", "-o", out)
-    for _ in range(2):
-        subprocess.run([sys.executable, "-c", OPENER, "3001", "0"], check=True)
-        time.sleep(1.2)
+    pids = []
+    for i in range(2):
+        pids.append(open_path(3001, 0))
+        # A closed segment not yet in a file (the header, or the opens): the file that
+        # SIGHUP starts holds it, so it cannot be skipped as empty.
+        wait_for(lambda: list(out.glob("seg-??????.parquet")), "a closed segment")
         rec.send_signal(signal.SIGHUP)
-        time.sleep(0.5)
-    assert len(joined(out)) == 2  # one per SIGHUP
+        wait_for(lambda n=i + 1: len(joined(out)) == n, f"file {i + 1} after SIGHUP")
+    assert len(joined(out)) == 2  # one per SIGHUP, and no other (--rotate 3600)
     rec.send_signal(signal.SIGINT)
     _, err = rec.communicate(timeout=60)
     assert rec.returncode == 0, err
     wrote_line(err)
-    assert opens_of_path(out) == 6002
+    assert opens_of_path(out, pids) == 6002
 
     by_size = tmp_path / "size"
     rec = start_recorder("-e", "open", "--rotate", "150K", "-o", by_size)
-    subprocess.run([sys.executable, "-c", OPENER, "200000", "3"], check=True)
+    pid = open_path(200000, 3)
     rec.send_signal(signal.SIGINT)
     rec.communicate(timeout=60)
+    # ~500 KB of segments, a file per 150 KB: a matter of bytes, not of speed.
     assert len(joined(by_size)) >= 3
-    assert opens_of_path(by_size) == 200000
+    assert opens_of_path(by_size, [pid]) == 200000
 
 
 def test_rotate_arguments(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from bpfcap.cli.main import main
 from bpfcap.cli.render import log2_hist_text
-from bpfcap.tests.builders import START_NS, US, S, fork_row, runq_row, write_trace
+from bpfcap.tests.builders import START_NS, US, S, fork_row, header_only, runq_row, write_trace
 
 # What each report prints with nothing to show: its header, or only its banner (BCC's
 # histogram tools print no histogram when every slot is empty).
@@ -45,6 +45,24 @@ def test_empty_input(trace, capsysbinary, argv) -> None:
     out, err = capsysbinary.readouterr()
     assert (exit_.value.code, err.decode()) == (0, "")
     assert out.decode() == EMPTY[argv]
+
+
+@pytest.mark.parametrize("argv", list(EMPTY), ids=lambda a: a[0])
+def test_every_report_on_a_directory_holding_only_its_header(tmp_path, capsysbinary, argv):
+    """Empty output (as on a trace without the kind), exit 0, and on stderr that the
+    recording did not stop cleanly and why there is nothing."""
+    d = header_only(tmp_path / "t.parquet.partial")
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", argv[0], str(tmp_path / "t.parquet"), *argv[1:]])  # finds .partial
+    out, err = capsysbinary.readouterr()
+    assert exit_.value.code == 0, err
+    # The recording's end is unknown: syscount's one window ends at its start.
+    assert out.decode() == EMPTY[argv].replace("[15:09:20]", "[15:08:20]")
+    assert err.decode() == (
+        f"bpfcap: {d}: recording did not stop cleanly; showing what reached disk\n"
+        f"bpfcap: {d}: the recorder stopped (killed, or the disk full) before its first "
+        "segment closed: no events, only the metadata written when it started\n"
+    )
 
 
 def test_bcc_wide_histogram_exactly() -> None:

@@ -12,7 +12,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bpfcap.formats.trace import FORMAT_VERSION, KEY_META, KEY_VERSION, open_trace
+from bpfcap.formats.errors import OutputError
+from bpfcap.formats.trace import (
+    FORMAT_VERSION,
+    HEADER,
+    KEY_META,
+    KEY_VERSION,
+    SegmentDir,
+    merge_files,
+    open_trace,
+)
+from bpfcap.tests.builders import START_NS, S, header_only, meta, open_row, table
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((ROOT / "sample-traces").glob("v*-*.parquet"))
@@ -112,6 +122,94 @@ def test_columns_document_themselves():
     schema = pq.read_schema(V1)
     for f in schema:
         assert f.metadata and f.metadata.get(b"doc"), f.name
+
+
+# --- segment directories and their header (segment 0: no rows, the metadata at start) ---
+
+
+def test_a_directory_holding_only_its_header_is_an_empty_trace(tmp_path):
+    d = header_only(tmp_path / "t.parquet.partial")
+    t = open_trace(tmp_path / "t.parquet")
+    assert (t.files, t.complete) == ([d / HEADER], False)
+    assert t.meta["start_ns"] == START_NS and "end_ns" not in t.meta
+    assert len(t.notes) == 1 and "before its first segment closed" in t.notes[0]
+    r = bpfcap("info", d)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert "stopped:    NOT cleanly" in r.stdout and f"note:       {t.notes[0]}\n" in r.stdout
+    assert "events:     0 rows" in r.stdout and "duration:   ?" in r.stdout
+    s = json.loads(bpfcap("info", "--format", "json", d).stdout)
+    assert s["notes"] == t.notes and s["clean_stop"] is False
+
+
+def test_stock_readers_read_the_header_as_no_rows(tmp_path):
+    d = header_only(tmp_path / "t.parquet.partial")
+    assert pq.read_table(d).num_rows == 0
+    duckdb = pytest.importorskip("duckdb")
+    assert duckdb.sql(f"SELECT count(*) FROM '{d}/*.parquet'").fetchall() == [(0,)]
+
+
+def test_segments_rotate_and_merge_with_their_header(tmp_path):
+    d = SegmentDir(tmp_path / "rot", header=meta(clean_stop=False, events={}))
+    for i in range(3):
+        d.write(table([open_row(ts_ns=START_NS + i * S)]))
+        d.close_segment(meta(clean_stop=False))
+        if i == 1:
+            d.rotate(None)  # joins the header and segments 1-2
+    d.finish()
+    assert [f.name for f in d.files()] == ["seg-000000-000002.parquet", "seg-000003.parquet"]
+    assert d.single_bytes() == (d.path / "seg-000003.parquet").stat().st_size
+    t = open_trace(d.path)
+    assert t.read("open").num_rows == 3 and t.notes == []
+    out = tmp_path / "t.parquet"
+    merge_files(d.files(), out, meta())
+    assert open_trace(out).read("open")["ts_ns"].to_pylist() == [START_NS + i * S for i in range(3)]
+    # Before any rotation, sizes (for --max-size, --rotate SIZE) leave the header out.
+    d2 = SegmentDir(tmp_path / "d2", header=meta(clean_stop=False, events={}))
+    d2.write(table([open_row()]))
+    d2.close_segment(meta(clean_stop=False))
+    d2.finish()
+    assert [f.name for f in d2.data_files()] == ["seg-000001.parquet"]
+    assert d2.closed_bytes() == (d2.path / "seg-000001.parquet").stat().st_size
+
+
+def test_a_header_that_cannot_be_written_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    import bpfcap.formats.trace as trace
+
+    def full(path, *_a, **_k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(trace, "write_table_file", full)
+    with pytest.raises(OutputError) as e:
+        SegmentDir(tmp_path / "t.parquet.partial", header=meta())
+    assert str(e.value).startswith(
+        f"cannot write {tmp_path}/t.parquet.partial/{HEADER}: No space left on device; "
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_segment_write_is_raised_without_waiting_for_the_next(tmp_path, monkeypatch):
+    import errno
+    import time
+
+    import bpfcap.formats.trace as trace
+
+    d = SegmentDir(tmp_path / "t.parquet.partial", header=meta(clean_stop=False, events={}))
+
+    def full(path, *_a, **_k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(trace, "write_table_file", full)
+    d.write(table([open_row()]))
+    d.close_segment(meta(clean_stop=False))
+    deadline = time.monotonic() + 60  # the write runs in a thread: poll for its end
+    with pytest.raises(OSError, match="No space left"):
+        while time.monotonic() < deadline:
+            d.check()
+            time.sleep(0.01)
+    d.abort()
+    assert [f.name for f in d.files()] == [HEADER] and d.data_files() == []
 
 
 # --- bad input: one line naming the file and the problem, non-zero exit, no traceback ---

@@ -14,14 +14,17 @@ The kernel components' workload (issue 4), as the task COMM (`bpfcap-wl4`, at mo
 bytes): GETPPIDS getppid() calls; KILLS kill(child, SIGUSR1); DIRECT_WRITES O_DIRECT 4 KiB
 writes to a file in DIR (which must be on a block device), each followed by fsync;
 TCP_CONNECTIONS loopback TCP connections; two CPU-bound processes (`COMM-spin`) pinned to
-one CPU for run-queue waits. Prints `key=value` lines: pid, child, port, spinners,
-extents (the file's [first sector, sectors] on its whole disk).
+one CPU for run-queue waits, each until preempted SPIN_PREEMPTIONS times. Prints
+`key=value` lines: pid, child, port, spinners, extents (the file's [first sector, sectors]
+on its whole disk).
 """
 
 from __future__ import annotations
 
 import argparse
+import mmap
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -80,7 +83,11 @@ KILLS = 7
 DIRECT_WRITES = 37
 TCP_CONNECTIONS = 13
 COMM = "bpfcap-wl4"
-SPIN_S = 0.3
+# Each spinner runs until the kernel has preempted it this many times (its involuntary
+# context switches): a count, not a duration, so the run queue sees the same waits on an
+# idle host and on one whose CPUs are taken by other, higher-priority work.
+SPIN_PREEMPTIONS = 13
+SPIN_LIMIT_S = 120  # only so that a broken scheduler cannot hang the suite
 
 
 def _extents(fd: int) -> list[tuple[int, int]]:
@@ -175,19 +182,29 @@ def _tcp() -> int:
 
 def _spinners(comm: str) -> list[int]:
     cpu = max(os.sched_getaffinity(0))
+    # Shared with both: which spinner has been preempted enough. Each spins on until both
+    # have, so that neither is left alone on the CPU with nothing to preempt it.
+    done = mmap.mmap(-1, 2)
     pids = []
-    for _ in range(2):
+    for i in range(2):
         pid = os.fork()
         if pid == 0:
             set_comm(f"{comm}-spin")
             os.sched_setaffinity(0, {cpu})
-            end = time.monotonic() + SPIN_S
+            start = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+            end = time.monotonic() + SPIN_LIMIT_S
             while time.monotonic() < end:
-                pass
-            os._exit(0)
+                for _ in range(10000):
+                    pass
+                if resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw - start >= SPIN_PREEMPTIONS:
+                    done[i] = 1
+                if done[0] and done[1]:
+                    os._exit(0)
+            os._exit(1)
         pids.append(pid)
     for pid in pids:
-        os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
+            sys.exit(f"spinner {pid}: not preempted {SPIN_PREEMPTIONS} times in {SPIN_LIMIT_S} s")
     return pids
 
 

@@ -7,18 +7,21 @@ A unit test fails when the committed file differs from what this prints.
 
 from __future__ import annotations
 
+from . import v2
 from .events import EVENT_TYPES
 from .schema import COMMON_FIELDS, KIND_FIELD, Field
 from .trace import ADDED_TO_V1, FORMAT_VERSION, KEY_META, KEY_VERSION
 
 
-def _type(f: Field) -> str:
-    return str(f.arrow_type())
-
-
 def _row(f: Field) -> str:
     extra = f" Values: {', '.join(f.enum)}." if f.enum else ""
-    return f"| `{f.name}` | {_type(f)} | {f.unit or ''} | {f.doc}.{extra} |"
+    doc = v2.file_fields(f)[0].metadata[b"doc"].decode()
+    raw = (
+        f" Exact bytes, where not UTF-8: `{f.name}_raw` ({f.arrow_type()})."
+        if v2.is_text(f)
+        else ""
+    )
+    return f"| `{f.name}` | {v2.file_type(f)} | {f.unit or ''} | {doc}.{extra}{raw} |"
 
 
 def render() -> str:
@@ -30,16 +33,44 @@ def render() -> str:
         "A trace is Parquet (zstd): one file, or a directory of `seg-NNNNNN.parquet` segment",
         "files (left while recording, or by a recorder that was killed) that any Parquet",
         "reader opens as one dataset. One wide table: `kind` says what each row is; columns",
-        "of other kinds are null. Each row group holds one kind, so filtering on `kind` skips",
-        "row groups from their statistics. Strings from the kernel are `binary` (raw bytes,",
-        "not always UTF-8). Rows of a kind are not sorted: sort by `ts_ns`.",
+        "of other kinds are null (stored as all-null column chunks, which cost a few bytes per",
+        "row group and nothing per row). Each row group holds one kind, so filtering on `kind`",
+        "skips row groups from their statistics. Rows of a kind are not sorted: sort by",
+        "`ts_ns` (or `time`).",
+        "",
+        "## Reading it without bpfcap",
+        "",
+        "Format 2 is made for stock readers (DuckDB, polars, pandas, Spark):",
+        "",
+        "* Text (`comm`, `path`, `filename`, `args`, ...) is UTF-8 `string` (lists of them",
+        "  for `args` and `dirs`). Kernel strings need not be UTF-8: where a value is not,",
+        "  the string shows U+FFFD for the bad bytes and `<name>_raw` (binary) holds the exact",
+        "  bytes; `_raw` columns are null everywhere else (and absent from a file where no",
+        "  value needed one: treat a missing `_raw` column as null).",
+        "* `time` is the wall clock of `ts_ns`, `TIMESTAMP(NANOS, UTC)`, on every row.",
+        "* Integers fit signed 64 bits (u64 values are stored as int64: times, sizes, sectors",
+        "  and 63-bit socket ids); pandas metadata maps integer and boolean columns to pandas'",
+        "  nullable dtypes (`Int64`, `UInt32`, `boolean`), so `pandas.read_parquet(trace)`",
+        "  keeps them exact although other kinds' rows hold nulls.",
+        "* Addresses (`saddr`, `daddr`) are text as `inet_ntop(3)` writes them (`192.0.2.1`,",
+        "  `2001:db8::1`); compare them as strings, or cast with DuckDB's `inet` extension.",
+        "* Each column's doc and unit are in the Arrow schema's field metadata and in the",
+        "  file's key-value metadata as `bpfcap.column.<name>`, e.g. in DuckDB:",
+        "  `SELECT key, value FROM parquet_kv_metadata('t.parquet') WHERE key LIKE 'bpfcap.column.%'`.",
+        "* One kind's rows with only its columns: `bpfcap export t.parquet --type open -o",
+        "  open.parquet` (a plain Parquet file), or in DuckDB",
+        "  `SELECT COLUMNS(c -> c NOT LIKE '%_raw') FROM 't.parquet' WHERE kind = 'open'`",
+        "  with the kind's columns from `bpfcap export t.parquet --sql` (it prints one",
+        "  `CREATE VIEW` per kind).",
         "",
         f"Footer key-value metadata: `{KEY_VERSION.decode()}` (the format version, checked",
         f"before anything else) and `{KEY_META.decode()}` (JSON: host, kernel, versions, command",
         "line, clock mapping, probe manifest, kernel struct reads, seen/lost counters per type",
         "and CPU, process snapshot, settings, the recorder's own CPU time and memory).",
         "",
-        "Format 1 only ever gains columns: a file written before a column existed reads it as",
+        "Format 1 (bpfcap before format 2) is still read by every command: text as `binary`,",
+        "u64 as `uint64`, addresses as 16 bytes (IPv4 in the first 4), no `time` column. It",
+        "only ever gained columns: a format-1 file written before a column existed reads it as",
         f"null (added since the first format-1 files: {', '.join(sorted(ADDED_TO_V1))}).",
         "",
         "Kernel structs: where a column needs a kernel struct member that no tracepoint",
@@ -47,7 +78,7 @@ def render() -> str:
         "(`/sys/kernel/btf/vmlinux`) and compiles it in; without it the columns below stay null",
         "and the metadata's `kernel_reads` says which read was left out and why.",
         "",
-        "Times: `ts_ns` is CLOCK_MONOTONIC; wall clock = `ts_ns` + "
+        "Times: `ts_ns` is CLOCK_MONOTONIC; `time` = `ts_ns` + "
         "`clock.realtime_minus_monotonic_ns` from the metadata.",
         "",
         "## Columns present in every row",
@@ -55,7 +86,10 @@ def render() -> str:
         "| column | type | unit | meaning |",
         "|---|---|---|---|",
         f"| `kind` | string | | {KIND_FIELD.metadata[b'doc'].decode()}. |",
-        *(_row(f) for f in COMMON_FIELDS),
+        *(_row(f) for f in COMMON_FIELDS[:1]),
+        f"| `time` | {v2.TIME_FIELD.type} | {v2.TIME_FIELD.metadata[b'unit'].decode()} | "
+        f"{v2.TIME_FIELD.metadata[b'doc'].decode()}. |",
+        *(_row(f) for f in COMMON_FIELDS[1:]),
     ]
     for t in EVENT_TYPES:
         hooks = "; ".join(" + ".join(f"`{tp}`" for tp in g) for g in t.hooks)

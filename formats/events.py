@@ -247,8 +247,8 @@ SOCK = Field(
     "sock",
     "u64",
     "Socket id: the kernel's socket address, scrambled with a key kept for the "
-    "recording only (no kernel address in the trace); the same in every row about one "
-    "socket (its state changes, its accept), until it closes",
+    "recording only (no kernel address in the trace), 63 bits; the same in every row "
+    "about one socket (its state changes, its accept), until it closes",
 )
 FAMILY = Field("family", "u16", "Address family: 2 (AF_INET) or 10 (AF_INET6)")
 DPORT = Field("dport", "u16", "Remote port")

@@ -24,10 +24,11 @@ drain independently): readers sort by timestamp.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,12 +39,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from . import v2
 from .errors import IncompatibleTraceError, OutputError, TraceFormatError
-from .events import BY_NAME, SCHEMA
-from .parquet_concat import concat
+from .events import BY_NAME, EVENT_TYPES, SCHEMA
+from .parquet_concat import concat, concat_to_template
 
-FORMAT_VERSION = 1
-READABLE_VERSIONS = (1,)
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 KEY_VERSION = b"bpfcap.format_version"
 KEY_META = b"bpfcap.meta"
 PARTIAL_SUFFIX = ".partial"
@@ -78,25 +80,10 @@ def trace_files(directory: Path) -> list[Path]:
 
 COMPRESSION = "zstd"
 ROW_GROUP_ROWS = 1 << 20
-# Dictionary encoding where values repeat (names, paths); min/max statistics only where
-# readers prune on them (kind, time, process): statistics of every path cost CPU on the
-# recording host and prune nothing.
-WRITE_OPTIONS = dict(
-    compression=COMPRESSION,
-    use_dictionary=[
-        f.name for f in SCHEMA if pa.types.is_binary(f.type) or pa.types.is_string(f.type)
-    ],
-    write_statistics=["kind", "ts_ns", "tgid", "tid"],
-    # 64-bit integers are delta-encoded: timestamps rise, and for near-constant values
-    # (ret) zstd over PLAIN int64 pages keeps ~0.36 B/row where deltas keep ~0.005. On an
-    # open storm this writes 22% faster and reads tgid/ret/lat_ns 40% faster, for 2%
-    # more bytes (latencies pack a little worse than with PLAIN+zstd).
-    column_encoding={
-        f.name: "DELTA_BINARY_PACKED"
-        for f in SCHEMA
-        if pa.types.is_integer(f.type) and f.type.bit_width == 64
-    },
-)
+# The format-2 schema of every file bpfcap writes: all kinds' columns.
+FILE_SCHEMA = v2.file_schema(EVENT_TYPES)
+# Every declared column, by name (a name means one thing in every kind that has it).
+FIELDS = {f.name: f for t in EVENT_TYPES for f in t.columns}
 _UPGRADE = "upgrade bpfcap (pip install -U bpfcap) to read it"
 # Columns added to format 1 after its first files were written (the format only ever
 # gains columns): a file without them was written by a recorder that did not know them,
@@ -104,10 +91,45 @@ _UPGRADE = "upgrade bpfcap (pip install -U bpfcap) to read it"
 ADDED_TO_V1 = frozenset({"args_from", "args_unread", "ppid", "pcomm", "dirs"})
 
 
+def _write_options(schema: pa.Schema) -> dict[str, Any]:
+    """How one kind's rows are encoded. Dictionary encoding where values repeat (names,
+    paths); min/max statistics only where readers prune on them (kind, time, process):
+    statistics of every path cost CPU on the recording host and prune nothing. 64-bit
+    integers are delta-encoded: timestamps rise, and for near-constant values (ret) zstd
+    over PLAIN int64 pages keeps ~0.36 B/row where deltas keep ~0.005."""
+    return dict(
+        compression=COMPRESSION,
+        use_dictionary=[
+            f.name
+            for f in schema
+            if pa.types.is_binary(f.type)
+            or pa.types.is_string(f.type)
+            or pa.types.is_dictionary(f.type)
+        ],
+        write_statistics=[n for n in ("kind", "ts_ns", "time", "tgid", "tid") if n in schema.names],
+        column_encoding={
+            f.name: "DELTA_BINARY_PACKED"
+            for f in schema
+            if (pa.types.is_integer(f.type) and f.type.bit_width == 64)
+            or pa.types.is_timestamp(f.type)
+        },
+        row_group_size=ROW_GROUP_ROWS,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _template() -> bytes:
+    """A file of FILE_SCHEMA with no rows: the schema every written file gets."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(FILE_SCHEMA.empty_table(), sink, compression=COMPRESSION)
+    return sink.getvalue().to_pybytes()
+
+
 def _footer(meta: dict[str, Any]) -> dict[bytes, bytes]:
     return {
         KEY_VERSION: str(FORMAT_VERSION).encode(),
         KEY_META: json.dumps(meta, separators=(",", ":"), sort_keys=True).encode(),
+        **v2.column_docs(FILE_SCHEMA),
     }
 
 
@@ -125,62 +147,53 @@ def _open_exclusive(path: Path, force: bool) -> int:
         raise OutputError(f"cannot create {path}: {e.strerror}", "choose another -o path") from e
 
 
-class TraceWriter:
-    """One trace file, written incrementally under a temporary name and renamed into
-    place by `close()` (which adds the footer metadata), so a reader never sees a
-    half-written file under the final name."""
-
-    def __init__(self, path: Path, *, force: bool = False):
-        self.path = path
-        self.force = force
-        self.rows = 0
-        self._tmp = path.with_name(path.name + ".tmp")
-        self._file = os.fdopen(_open_exclusive(self._tmp, force=True), "wb")
-        self._writer = pq.ParquetWriter(self._file, SCHEMA, **WRITE_OPTIONS)
-
-    def write(self, table: pa.Table) -> None:
-        if table.num_rows:
-            self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-            self.rows += table.num_rows
-
-    def close(self, meta: dict[str, Any]) -> int:
-        """Finish the file with `meta` in its footer; returns its size in bytes."""
-        try:
-            self._writer.add_key_value_metadata(_footer(meta))
-            self._writer.close()
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            if not self.force and self.path.exists():
-                raise OutputError(f"{self.path} already exists", "pass --force to overwrite it")
-            os.replace(self._tmp, self.path)
-        except BaseException:
-            self.abort()
-            raise
-        return self.path.stat().st_size
-
-    def abort(self) -> None:
-        """Drop the half-written file (a full disk gets its space back)."""
-        for close in (self._writer.close, self._file.close):
-            try:
-                close()
-            except Exception:
-                pass  # the error being handled is the one to report
-        self._tmp.unlink(missing_ok=True)
+def encode_kind(table: pa.Table, realtime_minus_monotonic_ns: int) -> bytes:
+    """Rows of one kind (the in-memory representation; columns of other kinds, if any,
+    are dropped) as a Parquet file of that kind's format-2 columns only: what a row costs
+    to write does not depend on how many kinds the format knows. The columns of other
+    kinds are added, as null chunks that cost nothing per row, when the file is joined
+    into a trace (parquet_concat.concat_to_template)."""
+    t = BY_NAME[table.column("kind")[0].as_py()]
+    # Chunks (drains) of dictionary columns: one dictionary, written once.
+    table = table.unify_dictionaries().combine_chunks()
+    narrow = v2.encode(t, table, realtime_minus_monotonic_ns)
+    sink = pa.BufferOutputStream()
+    pq.write_table(narrow, sink, **_write_options(narrow.schema))
+    return sink.getvalue().to_pybytes()
 
 
 def write_table_file(
     path: Path, tables: list[pa.Table], meta: dict[str, Any], *, force: bool = False
 ) -> int:
-    """Write `tables` (in the trace schema, one kind each) as one trace file."""
-    w = TraceWriter(path, force=force)
+    """Write `tables` (one kind each, in the in-memory representation) as one trace file
+    of format 2, under a temporary name renamed into place when complete. Returns its
+    size."""
+    offset = int((meta.get("clock") or {}).get("realtime_minus_monotonic_ns", 0))
+    parts = [encode_kind(t, offset) for t in tables if t.num_rows]
+    return _write_joined(path, parts, meta, force=force, template=True)
+
+
+def _write_joined(
+    out: Path, sources: list, meta: dict[str, Any], *, force: bool, template: bool
+) -> int:
+    """Join `sources` (kind files: template=True; or trace files) into `out` with `meta`
+    in its footer; the result appears under `out` only when complete."""
+    tmp = out.with_name(out.name + ".tmp")
     try:
-        for t in tables:
-            w.write(t)
+        with os.fdopen(_open_exclusive(tmp, force=True), "wb") as f:
+            if template:
+                concat_to_template(sources, f, _template(), _footer(meta))
+            else:
+                concat(sources, f, _footer(meta))
+            f.flush()
+            os.fsync(f.fileno())
+        if not force and out.exists():
+            raise OutputError(f"{out} already exists", "pass --force to overwrite it")
+        os.replace(tmp, out)
     except BaseException:
-        w.abort()
+        tmp.unlink(missing_ok=True)
         raise
-    return w.close(meta)
+    return out.stat().st_size
 
 
 class SegmentDir:
@@ -220,6 +233,11 @@ class SegmentDir:
             ) from e
 
     @property
+    def busy(self) -> bool:
+        """A segment is being written."""
+        return self._writing is not None and not self._writing.done()
+
+    @property
     def has_rows(self) -> bool:
         return bool(self._pending)
 
@@ -233,11 +251,14 @@ class SegmentDir:
             self._pending.setdefault(table.column("kind")[0].as_py(), []).append(table)
             self._pending_rows += table.num_rows
 
-    def close_segment(self, meta: dict[str, Any]) -> None:
+    def close_segment(
+        self, meta: dict[str, Any], produce: Callable[[], list[pa.Table]] | None = None
+    ) -> None:
         """Write the current segment (an empty one if no rows came) and rename it into
         place, in a writer thread: the caller goes back to draining the ring buffer while
-        Parquet encodes (pyarrow releases the GIL). At most one segment waits; an error
-        of an earlier write is raised here or by finish()."""
+        Parquet encodes (pyarrow releases the GIL). `produce`, if given, is called in that
+        thread for more rows (the recorder decodes its raw records there). At most one
+        segment waits; an error of an earlier write is raised here or by finish()."""
         self.index += 1
         pending, self._pending = self._pending, {}
         self._pending_rows = 0
@@ -245,13 +266,23 @@ class SegmentDir:
         meta = dict(meta, segment=self.index)
         if self._writing is not None:
             self._writing.result()  # at most one segment in flight; raises its error
-        self._writing = self._pool.submit(self._job, self._write_segment, path, pending, meta)
+        self._writing = self._pool.submit(
+            self._job, self._write_segment, path, pending, meta, produce
+        )
 
     @staticmethod
-    def _write_segment(path: Path, pending: dict[str, list[pa.Table]], meta: dict) -> None:
-        write_table_file(path, [pa.concat_tables(ts) for ts in pending.values()], meta)
+    def _write_segment(
+        path: Path,
+        pending: dict[str, list[pa.Table]],
+        meta: dict,
+        produce: Callable[[], list[pa.Table]] | None,
+    ) -> None:
+        tables = [pa.concat_tables(ts) for ts in pending.values()]
         pending.clear()
-        pa.default_memory_pool().release_unused()  # keep a long recording's RSS flat
+        if produce is not None:
+            tables += produce()
+        write_table_file(path, tables, meta)
+        del tables
 
     def check(self) -> None:
         """Raise the error of a write that has failed (a full disk), without waiting for
@@ -339,22 +370,10 @@ class SegmentDir:
 
 
 def merge_files(files: list[Path], out: Path, meta: dict[str, Any], *, force: bool = False) -> int:
-    """Join segments into one trace file with `meta` in its footer, by copying their bytes
-    (formats/parquet_concat.py); the result appears under `out` only when complete.
-    Returns its size."""
-    tmp = out.with_name(out.name + ".tmp")
-    try:
-        with os.fdopen(_open_exclusive(tmp, force=True), "wb") as f:
-            concat(files, f, _footer(meta))
-            f.flush()
-            os.fsync(f.fileno())
-        if not force and out.exists():
-            raise OutputError(f"{out} already exists", "pass --force to overwrite it")
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return out.stat().st_size
+    """Join trace files (segments) into one trace file with `meta` in its footer, by
+    copying their bytes (formats/parquet_concat.py); the result appears under `out` only
+    when complete. Returns its size."""
+    return _write_joined(out, files, meta, force=force, template=False)
 
 
 @dataclass
@@ -368,6 +387,7 @@ class Trace:
     size: int
     # What a reader must be told besides the rows (info and every report print them).
     notes: list[str] = field(default_factory=list)
+    versions: dict[Path, int] = field(default_factory=dict)  # format version of each file
 
     @property
     def version(self) -> int:
@@ -407,10 +427,19 @@ class Trace:
                 with _reading(f):
                     pf = opened[f] = pq.ParquetFile(f, read_dictionary=list(as_dictionary))
             here = [c for c in columns if c not in absent[f]]
+            new = self.versions.get(f, FORMAT_VERSION) >= 2
+            stored = v2.read_columns(here, set(pf.schema_arrow.names)) if new else here
             with _reading(f):
-                t = pf.read_row_group(i, columns=["kind", *here] if mixed else here)
+                t = pf.read_row_group(i, columns=["kind", *stored] if mixed else stored)
             if mixed:
                 t = t.filter(pc.equal(t["kind"], kind)).drop_columns(["kind"])
+            if new:  # format 2's columns as the in-memory representation
+                with _reading(f):
+                    out = t.select([])  # keeps the row count when no column is asked for
+                    for c in here:
+                        raw = t[c + v2.RAW] if c + v2.RAW in stored else None
+                        out = out.append_column(c, v2.decode(FIELDS[c], t[c], raw))
+                    t = out
             if absent[f]:  # columns this file predates: null, in the order asked for
                 t = pa.table(
                     {
@@ -437,19 +466,23 @@ class Trace:
         for f in self.files:
             with _reading(f):
                 schema = pq.read_schema(f)
-            absent[f] = {n for n in names if n not in schema.names and n in ADDED_TO_V1}
+            new = self.versions.get(f, FORMAT_VERSION) >= 2
+            absent[f] = (
+                set() if new else {n for n in names if n not in schema.names and n in ADDED_TO_V1}
+            )
             missing = [n for n in names if n not in schema.names and n not in absent[f]]
             if missing:
                 raise TraceFormatError(f"{f}: column(s) {', '.join(missing)} missing")
             for n in names:
-                if n in absent[f]:
+                if n in absent[f] or n not in FIELDS:
                     continue
-                have, want = (
-                    schema.field(n).type,
-                    SCHEMA.field(n).type if n in SCHEMA.names else None,
-                )
-                if want is not None and have != want:
+                have = schema.field(n).type
+                want = v2.file_type(FIELDS[n]) if new else FIELDS[n].arrow_type()
+                if have != want:
                     raise TraceFormatError(f"{f}: column {n} is {have}, not {want}")
+                raw = n + v2.RAW
+                if new and raw in schema.names and schema.field(raw).type != FIELDS[n].arrow_type():
+                    raise TraceFormatError(f"{f}: column {raw} is {schema.field(raw).type}")
         return absent
 
     def read(self, kind: str, columns: list[str] | None = None) -> pa.Table:
@@ -639,6 +672,7 @@ def open_trace(path: str | os.PathLike) -> Trace:
             files = [p]
             complete = True
         metas = [_read_footer(f) for f in files]
+        versions = {f: m["format_version"] for f, m in zip(files, metas)}
     except PermissionError as e:
         raise TraceFormatError(
             f"{e.filename or p}: permission denied",
@@ -664,4 +698,5 @@ def open_trace(path: str | os.PathLike) -> Trace:
         complete and bool(meta.get("clean_stop", True)),
         sum(f.stat().st_size for f in files),
         notes,
+        versions,
     )

@@ -40,7 +40,7 @@ static __always_inline int accept_exit(long ret, u8 sc)
     bpf_get_current_comm(&e->comm, sizeof(e->comm));
     e->ret = ret;
     e->syscall = sc;
-    e->sock = sk ^ SOCK_ID_KEY;
+    e->sock = (sk ^ SOCK_ID_KEY) & SOCK_ID_MASK;
     e->family = family;
     KREAD(e->sport, sk, KF_sock____sk_common__skc_num);
     KREAD(dport, sk, KF_sock____sk_common__skc_dport);

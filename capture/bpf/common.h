@@ -36,10 +36,13 @@ struct batch_hdr {
     u32 kind;
     u32 count;
     u32 cpu;
-    u32 pad;
+    u32 used; /* bytes used in data (types whose events vary in size) */
     u64 seen; /* events committed on this CPU since the start */
     u64 lost; /* of those, events in batches the ring buffer refused */
 };
+
+/* Socket ids (tcp, accept) are 63 bits: every trace integer fits a signed 64-bit column. */
+#define SOCK_ID_MASK 0x7fffffffffffffffULL
 
 #ifdef FILTER_TREE
 BPF_HASH(tracked, u32, u8, 65536);

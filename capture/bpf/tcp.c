@@ -37,7 +37,7 @@ TRACEPOINT_PROBE(sock, inet_sock_set_state)
     e->ts_ns = bpf_ktime_get_ns();
     fill_current(e, id);
     bpf_get_current_comm(&e->comm, sizeof(e->comm));
-    e->sock = sk ^ SOCK_ID_KEY;
+    e->sock = (sk ^ SOCK_ID_KEY) & SOCK_ID_MASK;
     e->oldstate = args->oldstate;
     e->newstate = args->newstate;
     e->family = args->family;

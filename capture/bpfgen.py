@@ -37,7 +37,7 @@ from bpfcap.formats.events import (
     FORK,
     TCP,
 )
-from bpfcap.formats.schema import EventType
+from bpfcap.formats.schema import BATCH_HEADER_SIZE, EventType
 
 from .btf import member_macro
 
@@ -110,7 +110,24 @@ def hook_macro(tracepoint: str) -> str:
     return f"HAVE_{cat}__{name}"
 
 
+def _flush_code(name: str, send: str) -> str:
+    """`<name>_flush()`: send this CPU's partial batch, if any."""
+    return f"""static __always_inline void {name}_flush(void)
+{{
+    u32 zero = 0;
+    struct {name}_batch *b = {name}_batches.lookup(&zero);
+    if (!b || b->hdr.count == 0)
+        return;
+{send}
+}}
+"""
+
+
 def _batch_code(t: EventType) -> str:
+    return _var_batch_code(t) if t.tail is not None else _fixed_batch_code(t)
+
+
+def _fixed_batch_code(t: EventType) -> str:
     n, name, kid = t.batch, t.name, f"KIND_{t.name}"
     send = f"""    b->hdr.kind = {kid};
     b->hdr.cpu = bpf_get_smp_processor_id();
@@ -146,15 +163,75 @@ static __always_inline void {name}_commit(struct {name}_batch *b)
 {send}
 }}
 
-static __always_inline void {name}_flush(void)
+{_flush_code(name, send)}"""
+
+
+def _var_batch_code(t: EventType) -> str:
+    """Batches of events that take only their used bytes (see EventType.batch_dtype): a
+    slot is always a whole event struct at the end of the used data, so the type's code
+    fills it as it would a fixed one; commit counts only the bytes up to the end of the
+    tail's used part, and the batch is sent when the next whole struct would not fit."""
+    n, name, kid, data = t.batch, t.name, f"KIND_{t.name}", t.batch_data
+    tail = t.tail
+    shape = tail.string_shape
+    if len(shape) == 1:  # one string: its length (without the NUL) is in tail.length
+        used = f"""u32 len = e->{tail.length};
+    if (len > {shape[0] - 1})
+        len = {shape[0] - 1};
+    u32 size = ({t.tail_offset} + len + 1 + 7) & ~7;"""
+    else:  # strings of shape[1] bytes each, tail.count of them
+        used = f"""u32 k = e->{tail.count};
+    if (k > {shape[0]})
+        k = {shape[0]};
+    u32 size = ({t.tail_offset} + k * {shape[1]} + 7) & ~7;"""
+    send = f"""    b->hdr.kind = {kid};
+    b->hdr.cpu = bpf_get_smp_processor_id();
+    u32 bytes = b->hdr.used;
+    if (bytes > {data})
+        bytes = {data};
+    if (events.ringbuf_output(b, {BATCH_HEADER_SIZE + 2 * n} + bytes, BPF_RB_NO_WAKEUP))
+        b->hdr.lost += b->hdr.count;
+    b->hdr.count = 0;
+    b->hdr.used = 0;"""
+    last = data - t.event_size
+    return f"""{t.c_struct()}
+struct {name}_batch {{
+    struct batch_hdr hdr;
+    u16 off[{n}];
+    u8 data[{data}];
+}};
+BPF_PERCPU_ARRAY({name}_batches, struct {name}_batch, 1);
+
+static __always_inline struct {name}_event *{name}_slot(struct {name}_batch **bp)
 {{
     u32 zero = 0;
     struct {name}_batch *b = {name}_batches.lookup(&zero);
-    if (!b || b->hdr.count == 0)
+    if (!b)
+        return 0;
+    u32 used = b->hdr.used;
+    if (b->hdr.count >= {n} || used > {last})
+        return 0;
+    *bp = b;
+    return (struct {name}_event *)&b->data[used];
+}}
+
+static __always_inline void {name}_commit(struct {name}_batch *b)
+{{
+    u32 used = b->hdr.used, i = b->hdr.count;
+    if (i >= {n} || used > {last})
+        return; /* cannot happen (slot checked it): for the verifier */
+    struct {name}_event *e = (struct {name}_event *)&b->data[used];
+    {used}
+    b->off[i] = used;
+    b->hdr.used = used + size;
+    b->hdr.seen += 1;
+    b->hdr.count = i + 1;
+    if (i + 1 < {n} && used + size <= {last})
         return;
 {send}
 }}
-"""
+
+{_flush_code(name, send)}"""
 
 
 def _syscall_filter(syscalls: tuple[int, ...] | None) -> str:

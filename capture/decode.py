@@ -1,21 +1,24 @@
 """Bulk decoding of ring-buffer records into Arrow tables.
 
-A record is a batch: a header (kind, count, cpu) and a fixed array of event structs, of
-which the first `count` are valid. All records of one kind are joined into one buffer and
-viewed as a numpy structured array; each column is then gathered from that buffer alone
-(a strided view, so a 4-byte field costs 4 bytes per event, not the whole struct), and
-strings are copied only for their used length. No Python object and no string formatting
-per event.
+A record is a batch (formats/schema.py EventType.batch_dtype): a header (kind, count,
+cpu) and either a fixed array of event structs, of which the first `count` are valid, or,
+for types whose last member is a string (or strings), `count` events of varying size at
+the offsets the record lists. All records of one kind are joined into one buffer; each
+column is then gathered from that buffer alone (a strided view, or one gather of the
+members before the strings), and strings are copied only for their used length. No Python
+object and no string formatting per event. A table holds one kind's own columns only: a
+row costs nothing for the columns of other kinds.
 """
 
 from __future__ import annotations
 
 import ctypes as ct
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
-from bpfcap.formats.events import BY_KIND_ID, SCHEMA
+from bpfcap.formats.events import BY_KIND_ID
 from bpfcap.formats.schema import EventType, Field
 
 
@@ -28,15 +31,16 @@ def _binary(lengths: np.ndarray, data: np.ndarray) -> pa.Array:
 
 
 def _short_cstrings(raw: np.ndarray) -> pa.Array:
-    """Like _cstrings, for short fields whose values repeat (comm): hash the fixed-width
-    values, strip the NUL from the few distinct ones, then expand."""
+    """Like _cstrings, for short fields whose values repeat (comm), as a dictionary array:
+    the fixed-width values hashed, the NUL stripped from the few distinct ones only. It
+    stays a dictionary through to the Parquet writer, which writes it as one."""
     n, width = raw.shape
     fixed = pa.Array.from_buffers(
         pa.binary(width), n, [None, pa.py_buffer(np.ascontiguousarray(raw))]
     )
     enc = fixed.dictionary_encode()
     distinct = [v.split(b"\0", 1)[0] for v in enc.dictionary.to_pylist()]
-    return pa.array(distinct, pa.binary()).take(enc.indices)
+    return pa.DictionaryArray.from_arrays(enc.indices, pa.array(distinct, pa.binary()))
 
 
 def _cstrings(raw: np.ndarray) -> pa.Array:
@@ -58,13 +62,29 @@ def _sized_strings(window: np.ndarray, lengths: np.ndarray) -> pa.Array:
 
 
 def _constant_string(value: str, n: int) -> pa.Array:
-    v = value.encode()
-    offsets = np.arange(n + 1, dtype=np.int32) * len(v)
-    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(v * n)])
+    """`value` n times, as a dictionary of one (indices from calloc: nothing written)."""
+    indices = pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(np.zeros(n, np.int32))])
+    return pa.DictionaryArray.from_arrays(indices, pa.array([value], pa.string()))
+
+
+def _numbers(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
+    """A numpy integer or bool column as an Arrow array, without pyarrow's generic
+    conversion (which costs more than the copy here)."""
+    values = np.ascontiguousarray(values)
+    if values.dtype == np.bool_:
+        return pa.array(values)
+    type_ = pa.from_numpy_dtype(values.dtype)
+    if mask is None or not mask.any():
+        return pa.Array.from_buffers(type_, len(values), [None, pa.py_buffer(values)])
+    validity = pa.py_buffer(np.packbits(~mask, bitorder="little"))
+    return pa.Array.from_buffers(
+        type_, len(values), [validity, pa.py_buffer(values)], null_count=int(mask.sum())
+    )
 
 
 class _Events:
-    """The valid events of one kind, as views into the joined record buffer."""
+    """The valid events of one kind with fixed-size events, as views into the joined
+    record buffer."""
 
     def __init__(self, t: EventType, buf: np.ndarray):
         self.t = t
@@ -95,136 +115,241 @@ class _Events:
         return view[self.valid].view(np.uint8).reshape(-1, width)
 
 
-def _column(f: Field, ev: _Events) -> pa.Array:
+# Bytes readable past the last record of a Records buffer: a window gathered from the
+# last event may run past its end (RecordSink keeps this much room).
+READ_PAD = 512
+
+
+def _gather(buf: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
+    """(len(at), width) bytes: `width` bytes from each offset `at` in `buf`, as one
+    gather of opaque items (numpy copies those far faster than a 2-D byte index)."""
+    if width == 0:
+        return np.zeros((len(at), 0), np.uint8)
+    items = np.ndarray(
+        shape=(len(buf) - width + 1,), dtype=np.dtype((np.void, width)), buffer=buf, strides=(1,)
+    )
+    return items[at].view(np.uint8).reshape(len(at), width)
+
+
+class _TailEvents:
+    """The events of one kind whose size varies (a type with a tail), from records at
+    `starts` in the joined buffer: the members before the tail gathered in one go (8-byte
+    words from each event's start), the tail's bytes gathered for their used length."""
+
+    def __init__(self, t: EventType, buf: np.ndarray, starts: np.ndarray):
+        self.t = t
+        self.buf = buf
+        bd = t.batch_dtype()
+        hdr_size = bd.fields["off"][1]
+        data_at = bd.fields["data"][1]
+        words = buf[: len(buf) // 8 * 8].view(np.uint64)
+        counts = np.minimum(words[starts // 8] >> 32, t.batch).astype(np.int64)  # hdr.count
+        self.n = n = int(counts.sum())
+        first = np.zeros(len(counts), np.int64)
+        np.cumsum(counts[:-1], out=first[1:])
+        rec = np.repeat(starts.astype(np.int64), counts)
+        within = np.arange(n, dtype=np.int64) - np.repeat(first, counts)
+        off = buf.view(np.uint16)[(rec + hdr_size) // 2 + within].astype(np.int64)
+        self.start = rec + data_at + off  # each event's first byte (8-aligned)
+        ev = t.numpy_dtype()
+        nwords = (t.tail_offset + 7) // 8
+        head = np.dtype(
+            {
+                "names": [f.name for f in t.all_fields[:-1]],
+                "formats": [ev.fields[f.name][0] for f in t.all_fields[:-1]],
+                "offsets": [ev.fields[f.name][1] for f in t.all_fields[:-1]],
+                "itemsize": nwords * 8,
+            }
+        )
+        self.head = _gather(buf, self.start, nwords * 8).view(head).reshape(n)
+
+    def field(self, name: str) -> np.ndarray:
+        return self.head[name]
+
+    def window(self, name: str, width: int) -> np.ndarray:
+        return self.head[name].reshape(self.n, -1)[:, :width]
+
+    def tail_bytes(self, lengths: np.ndarray) -> np.ndarray:
+        """The first `lengths[i]` bytes of each event's tail, joined: a window of the
+        longest length gathered from each event (one copy of n x width bytes), then the
+        bytes in use kept; or, where one long string would make the window wasteful,
+        each byte gathered on its own."""
+        lengths = lengths.astype(np.int64)
+        total = int(lengths.sum())
+        width = int(lengths.max()) if len(lengths) else 0
+        if width * len(lengths) <= 3 * total + 8 * len(lengths):
+            window = _gather(self.buf, self.start + self.t.tail_offset, width)
+            return window[np.arange(width) < lengths[:, None]]
+        ends = np.cumsum(lengths)
+        idx = np.repeat(self.start + self.t.tail_offset - (ends - lengths), lengths)
+        return self.buf[idx + np.arange(total)]
+
+    def tail_items(self, counts: np.ndarray, width: int) -> np.ndarray:
+        """(sum(counts), width): the first counts[i] items of each event's tail."""
+        counts = counts.astype(np.int64)
+        first = np.cumsum(counts) - counts
+        item = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(first, counts)
+        at = np.repeat(self.start + self.t.tail_offset, counts) + item * width
+        return self.buf[at[:, None] + np.arange(width)]
+
+
+def _column(f: Field, ev: _Events | _TailEvents) -> pa.Array:
     if f.bytes_len is not None:
         raw = np.ascontiguousarray(ev.window(f.name, f.bytes_len))
         return pa.Array.from_buffers(pa.binary(f.bytes_len), ev.n, [None, pa.py_buffer(raw)])
     shape = f.string_shape
+    tail = isinstance(ev, _TailEvents) and f is ev.t.tail
     if shape is not None and len(shape) == 1:
         if f.length:
             lengths = np.minimum(ev.field(f.length), shape[0] - 1)
+            if tail:
+                return _binary(lengths, ev.tail_bytes(lengths))
             width = int(lengths.max()) if ev.n else 0
             return _sized_strings(ev.window(f.name, width), lengths)
         if shape[0] <= 16:
             return _short_cstrings(ev.window(f.name, shape[0]))
-        return _cstrings(ev.field(f.name))
-    values = ev.field(f.name)
+        return _cstrings(ev.window(f.name, shape[0]))
     if shape is not None:
         k, width = shape
         used = np.minimum(ev.field(f.count).astype(np.int64), k)
-        keep = np.arange(k) < used[:, None]
-        strings = _cstrings(values[keep].reshape(-1, width))
+        if tail:
+            strings = _cstrings(ev.tail_items(used, width))
+        else:
+            values = ev.field(f.name)
+            keep = np.arange(k) < used[:, None]
+            strings = _cstrings(values[keep].reshape(-1, width))
         offsets = np.zeros(ev.n + 1, dtype=np.int32)
         np.cumsum(used, out=offsets[1:])
         return pa.ListArray.from_arrays(pa.array(offsets), strings)
-    if f.enum is not None:
-        names = pa.array(list(f.enum) + [None])  # an unknown code reads as null
-        return names.take(pa.array(np.minimum(values, len(f.enum))))
+    values = ev.field(f.name)
+    if f.enum is not None:  # the codes are the indices of a dictionary of the names
+        codes = values.astype(np.int32)
+        unknown = codes >= len(f.enum)  # reads as null
+        return pa.DictionaryArray.from_arrays(
+            _numbers(np.where(unknown, 0, codes), unknown), pa.array(f.enum, pa.string())
+        )
     if f.boolean:
         return pa.array(values != 0)
     if f.null_if is not None:
-        return pa.array(values, mask=values == f.null_if)
-    return pa.array(values)
+        return _numbers(values, values == f.null_if)
+    return _numbers(values)
 
 
-_zero_buffer: pa.Buffer = pa.py_buffer(b"")
+def _table(t: EventType, ev: _Events | _TailEvents) -> pa.Table:
+    """`kind` and t's own columns, in the in-memory representation (formats/schema.py);
+    `kind`, comm and enums as dictionary arrays of it."""
+    columns = [_constant_string(t.name, ev.n)]
+    names = ["kind"]
+    for f in t.columns:
+        col = _column(f, ev)
+        want = f.arrow_type()
+        if col.type != want and not pa.types.is_dictionary(col.type):
+            col = col.cast(want)
+        columns.append(col)
+        names.append(f.name)
+    return pa.Table.from_arrays(columns, names=names)
 
 
-def _zeros(nbytes: int) -> pa.Buffer:
-    """`nbytes` zero bytes, sliced from one buffer shared by every null column."""
-    global _zero_buffer
-    if _zero_buffer.size < nbytes:
-        # np.zeros is calloc: the pages stay unmapped until touched, and nothing writes
-        # them; the writer never reads the data behind a null.
-        _zero_buffer = pa.py_buffer(np.zeros(max(nbytes, 2 * _zero_buffer.size), np.uint8))
-    return _zero_buffer.slice(0, nbytes)
+class Records(NamedTuple):
+    """Records of one kind, joined: `buf`, and where each record starts in it. `buf` runs
+    READ_PAD bytes past the last record (their content is undefined)."""
 
-
-def null_column(type_: pa.DataType, n: int) -> pa.Array:
-    """An all-null column of `n` rows: the columns of other kinds in a kind's table.
-    Unlike pa.nulls (which allocates and clears n values per column, ~400 MB a second
-    at a syscall storm's rate with the schema's 30-odd foreign columns), every buffer is a
-    slice of one shared zero buffer."""
-    validity = _zeros((n + 7) // 8)
-    if pa.types.is_binary(type_) or pa.types.is_string(type_):
-        return pa.Array.from_buffers(
-            type_, n, [validity, _zeros(4 * (n + 1)), _zeros(1)], null_count=n
-        )
-    if pa.types.is_list(type_):
-        child = pa.array([], type_.value_type)
-        return pa.Array.from_buffers(
-            type_, n, [validity, _zeros(4 * (n + 1))], null_count=n, children=[child]
-        )
-    if pa.types.is_fixed_size_binary(type_):
-        return pa.Array.from_buffers(
-            type_, n, [validity, _zeros(n * type_.byte_width)], null_count=n
-        )
-    if pa.types.is_boolean(type_):
-        return pa.Array.from_buffers(type_, n, [validity, _zeros((n + 7) // 8)], null_count=n)
-    return pa.Array.from_buffers(
-        type_, n, [validity, _zeros(n * type_.bit_width // 8)], null_count=n
-    )
-
-
-def _table(t: EventType, ev: _Events) -> pa.Table:
-    own = {f.name: f for f in t.columns}
-    columns = []
-    for field in SCHEMA:
-        if field.name == "kind":
-            columns.append(_constant_string(t.name, ev.n))
-        elif field.name in own:
-            columns.append(_column(own[field.name], ev).cast(field.type))
-        else:
-            columns.append(null_column(field.type, ev.n))
-    return pa.Table.from_arrays(columns, schema=SCHEMA)
+    buf: np.ndarray
+    starts: np.ndarray
 
 
 class RecordSink:
-    """Ring-buffer records, copied from the ring's mmap into one growable buffer per kind
-    that is reused from drain to drain: no allocation and no page fault per drain."""
+    """Ring-buffer records, copied from the ring's mmap into one growable buffer per kind,
+    until take() hands them over (to be decoded in the segment writer's thread, away
+    from the drain). Counts rows per kind as they come (from each record's header)."""
 
     def __init__(self) -> None:
         self._bufs: dict[int, np.ndarray] = {}
         self._used: dict[int, int] = {}
+        self._starts: dict[int, list[int]] = {}
+        self.rows: dict[int, int] = {}  # events in the records added since take()
+        # Buffers given back (recycle()) once decoded, by kind: reused, so that their
+        # pages are not faulted in (zeroed by the kernel) again for every segment.
+        self._free: dict[int, list[np.ndarray]] = {}
 
-    def _reserve(self, kind: int, size: int) -> int:
+    def _reserve(self, kind: int, size: int, count: int) -> int:
+        """Room for a record of `size` bytes; returns its offset in the kind's buffer."""
         buf = self._bufs.get(kind)
         used = self._used.get(kind, 0)
-        if buf is None or used + size > len(buf):
-            grown = np.empty(max(1 << 20, 2 * (used + size)), dtype=np.uint8)
+        if buf is None or used + size + READ_PAD > len(buf):
+            free = self._free.get(kind)
+            want = max(1 << 20, 2 * (used + size + READ_PAD))
+            grown = free.pop() if free and len(free[-1]) >= want else np.empty(want, np.uint8)
             if buf is not None:
                 grown[:used] = buf[:used]
             self._bufs[kind] = buf = grown
         self._used[kind] = used + size
-        return buf.ctypes.data + used
+        self._starts.setdefault(kind, []).append(used)
+        t = BY_KIND_ID.get(kind)
+        self.rows[kind] = self.rows.get(kind, 0) + min(count, t.batch if t else 0)
+        return used
 
     def add_array(self, record: np.ndarray) -> None:
         """Copy a record in from a uint8 array (a view of the ring buffer's mmap)."""
-        kind = int(record[:4].view(np.uint32)[0])
-        start = self._reserve(kind, len(record)) - self._bufs[kind].ctypes.data
+        kind, count = (int(x) for x in record[:8].view(np.uint32))
+        start = self._reserve(kind, len(record), count)
         self._bufs[kind][start : start + len(record)] = record
 
     def add(self, record: bytes) -> None:
         kind = int.from_bytes(record[:4], "little")
-        ct.memmove(self._reserve(kind, len(record)), record, len(record))
+        count = int.from_bytes(record[4:8], "little")
+        start = self._reserve(kind, len(record), count)
+        ct.memmove(self._bufs[kind].ctypes.data + start, record, len(record))
 
-    def take(self) -> dict[int, np.ndarray]:
-        """The records added since the last take, by kind (views, valid until the next add)."""
-        out = {k: self._bufs[k][:n] for k, n in self._used.items() if n}
-        self._used = {}
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+    def take(self) -> dict[int, Records]:
+        """The records added since the last take, by kind; the buffers are the caller's
+        now (the sink starts new ones)."""
+        out = {
+            k: Records(self._bufs[k][: n + READ_PAD], np.array(self._starts[k], dtype=np.int64))
+            for k, n in self._used.items()
+            if n
+        }
+        self._bufs, self._used, self._starts, self.rows = {}, {}, {}, {}
         return out
 
+    def recycle(self, records: dict[int, Records]) -> None:
+        """Take back buffers from take() that are no longer needed (one spare per kind)."""
+        for kind, r in records.items():
+            base = r.buf.base if isinstance(r.buf.base, np.ndarray) else r.buf
+            self._free[kind] = [base]
 
-def decode_buffers(by_kind: dict[int, np.ndarray]) -> dict[str, pa.Table]:
+
+# Records decoded at a time: bounds the decoder's temporaries (index arrays of 8 bytes
+# per string byte, the gathered members) whatever a segment holds.
+DECODE_RECORDS = 128
+
+
+def decode_buffers(by_kind: dict[int, Records]) -> dict[str, pa.Table]:
     """Tables by kind name from joined records of each kind."""
     out = {}
-    for kind_id, buf in by_kind.items():
+    for kind_id, (buf, starts) in by_kind.items():
         t = BY_KIND_ID.get(kind_id)
         if t is None:
             raise ValueError(f"ring buffer record of unknown kind {kind_id}")
-        if len(buf) % t.batch_dtype().itemsize:
-            raise ValueError(f"{t.name} record size differs from the declaration")
-        out[t.name] = _table(t, _Events(t, buf))
+        if t.tail is not None:
+            if (starts % 8).any():
+                raise ValueError(f"{t.name} records are not 8-byte aligned")
+            parts = [
+                _table(t, _TailEvents(t, buf, starts[i : i + DECODE_RECORDS]))
+                for i in range(0, len(starts), DECODE_RECORDS)
+            ]
+        else:
+            size = t.batch_dtype().itemsize
+            if (starts != np.arange(len(starts)) * size).any():
+                raise ValueError(f"{t.name} record size differs from the declaration")
+            buf = buf[: len(starts) * size]
+            step = DECODE_RECORDS * size
+            parts = [_table(t, _Events(t, buf[i : i + step])) for i in range(0, len(buf), step)]
+        out[t.name] = pa.concat_tables(parts)
     return out
 
 

@@ -24,7 +24,7 @@ from bpfcap.formats.errors import CaptureUnavailable
 from bpfcap.formats.schema import BATCH_HEADER_DTYPE
 
 from .bpfgen import FLUSH_SYMBOL, Program
-from .decode import RecordSink
+from .decode import Records, RecordSink
 
 _SYS_BPF = {"x86_64": 321, "aarch64": 280}
 BPF_MAP_LOOKUP_ELEM = 1
@@ -102,14 +102,16 @@ def possible_cpus() -> int:
 
 
 class RingBuffer:
-    """Consumer of a BPF ring buffer map, read from its mmap (the kernel maps the data
-    area twice in a row, so a record that wraps is still contiguous)."""
+    """Consumer of a BPF ring buffer map, read from its mmap. The data area is mapped once,
+    not twice in a row as the kernel allows (which makes a record that wraps contiguous):
+    a mapping of a BPF ring buffer is resident in full, and a second one would count the
+    same pages again in the recorder's RSS. The rare record that wraps is joined here."""
 
     def __init__(self, fd: int, size: int):
         self.size = size
         self.mask = size - 1
         self._cons = mmap.mmap(fd, PAGE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, 0)
-        self._data = mmap.mmap(fd, PAGE + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ, 0, PAGE)
+        self._data = mmap.mmap(fd, PAGE + size, mmap.MAP_SHARED, mmap.PROT_READ, 0, PAGE)
         self._view = np.frombuffer(self._data, dtype=np.uint8)
         # Positions and headers are read and written as whole aligned words (one load or
         # store each): struct.pack_into writes byte by byte, and the kernel reading a
@@ -117,6 +119,8 @@ class RingBuffer:
         self._cons_pos = np.frombuffer(self._cons, dtype=np.uint64, count=1)
         self._prod_pos = np.frombuffer(self._data, dtype=np.uint64, count=1)
         self._words = np.frombuffer(self._data, dtype=np.uint32)
+        # The most bytes found waiting at a drain: how close the ring came to full.
+        self.high_water = 0
 
     def consume(self, sink: RecordSink) -> int:
         """Copy every committed record into `sink`; returns the bytes consumed. (x86 is
@@ -124,6 +128,7 @@ class RingBuffer:
         cons = int(self._cons_pos[0])
         prod = int(self._prod_pos[0])
         start = cons
+        self.high_water = max(self.high_water, prod - cons)
         while cons < prod:
             off = PAGE + (cons & self.mask)
             hdr = int(self._words[off // 4])
@@ -131,7 +136,14 @@ class RingBuffer:
                 break  # reserved, not yet committed
             length = hdr & ~(RB_BUSY | RB_DISCARD)
             if not hdr & RB_DISCARD:
-                sink.add_array(self._view[off + 8 : off + 8 + length])
+                end = off + 8 + length
+                if end <= PAGE + self.size:
+                    sink.add_array(self._view[off + 8 : end])
+                else:  # wraps: its end is at the start of the data area
+                    wrapped = end - PAGE - self.size
+                    sink.add_array(
+                        np.concatenate([self._view[off + 8 :], self._view[PAGE : PAGE + wrapped]])
+                    )
             cons += (length + 8 + 7) & ~7
         if cons != start:
             self._cons_pos[0] = cons
@@ -148,7 +160,7 @@ class LoadedProgram:
 
     def __init__(self, program: Program):
         self._program = program
-        self._sink = RecordSink()
+        self.sink = RecordSink()
         self._cpus = sorted(os.sched_getaffinity(0))
         self._ncpu = possible_cpus()
         desc, fds = _load_in_child(program)
@@ -178,13 +190,24 @@ class LoadedProgram:
         finally:
             os.sched_setaffinity(0, self._cpus)
 
-    def drain(self, flush: bool = True) -> dict[int, np.ndarray]:
-        """Every ring-buffer record written so far, joined by kind (see RecordSink.take;
-        valid until the next drain). With `flush`, partial batches are sent first."""
+    @property
+    def ring_high_water(self) -> int:
+        return self._ring.high_water
+
+    @property
+    def ring_size(self) -> int:
+        return self._ring.size
+
+    def drain(self, flush: bool = True) -> int:
+        """Copy every ring-buffer record written so far into `sink` (taken with take());
+        returns the bytes drained. With `flush`, partial batches are sent first."""
         if flush:
             self.flush()
-        self._ring.consume(self._sink)
-        return self._sink.take()
+        return self._ring.consume(self.sink)
+
+    def take(self) -> dict[int, Records]:
+        """The records drained since the last take, joined by kind."""
+        return self.sink.take()
 
     def _percpu(self, name: str, size: int) -> list[bytes]:
         """Entry 0 of a per-CPU array: one value (rounded up to 8 bytes) per possible CPU."""
@@ -217,21 +240,21 @@ class LoadedProgram:
                 out[name] = n
         return out
 
-    def stop(self) -> dict[int, np.ndarray]:
-        """Detach every hook (close the attachments), then return what is left: the ring
-        buffer and each CPU's partial batches (no program can touch them any more)."""
+    def stop(self) -> None:
+        """Detach every hook (close the attachments), then drain what is left into the
+        sink: the ring buffer and each CPU's partial batches (no program can touch them
+        any more)."""
         for fd in self._attachments:
             os.close(fd)
         self._attachments = []
         # Let programs that were running on other CPUs at detach time finish.
         time.sleep(0.05)
-        self._ring.consume(self._sink)
+        self._ring.consume(self.sink)
         for t in self._program.types:
             for raw in self._percpu(f"{t.name}_batches", t.batch_dtype().itemsize):
                 if int.from_bytes(raw[4:8], "little"):
                     # The kind is stamped only when a batch is sent; stamp it here.
-                    self._sink.add(t.kind_id.to_bytes(4, "little") + raw[4:])
-        return self._sink.take()
+                    self.sink.add(t.kind_id.to_bytes(4, "little") + raw[4:])
 
     def close(self) -> None:
         self._ring.close()

@@ -30,11 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from bpfcap import __version__
 from bpfcap.formats.errors import CaptureUnavailable, OutputError, UsageError
-from bpfcap.formats.events import DEFAULT_TYPES, EVENT_TYPES
+from bpfcap.formats.events import BY_KIND_ID, DEFAULT_TYPES, EVENT_TYPES
 from bpfcap.formats.schema import EventType
 from bpfcap.formats.trace import (
     FORMAT_VERSION,
@@ -47,12 +45,15 @@ from . import host
 from .bpf_loader import BCC_FIX
 from .bpfgen import AUX_HOOKS, FLUSH_HZ, RINGBUF_PAGES, TREE_HOOKS, generate
 from .btf import resolve_reads
-from .decode import decode_buffers
+from .decode import Records, decode_buffers
 
 SEGMENT_S = 1.0
 # A segment closes early when it holds this many rows: at a syscall storm's 1.6M rows/s a
 # whole second of decoded rows (and the segment being encoded) cost ~130 MB of RSS.
-SEGMENT_MAX_ROWS = 1 << 18
+SEGMENT_MAX_ROWS = 1 << 16
+# Rows kept waiting while the writer thread is still busy with the last segment: beyond
+# this the drain waits for it (the ring buffer then absorbs the storm, or counts loss).
+SEGMENT_HARD_MAX_ROWS = 1 << 18
 QUIET_SEGMENT_S = 10.0  # an empty segment (counters only) at least this often
 # At 1M events/s the 16 MiB ring buffer holds ~50 ms of opens (328 bytes each): when busy,
 # drain well within that; when quiet, rarely.
@@ -206,6 +207,14 @@ def probe_manifest(
             }
         )
     return out
+
+
+def _decode(records: dict[int, Records], caps: dict[str, int], sink) -> list:
+    """Tables of drained records (in the writer thread), cut to `caps` rows by kind; the
+    record buffers go back to the sink."""
+    tables = decode_buffers(records)
+    sink.recycle(records)
+    return [t.slice(0, caps[name]) if name in caps else t for name, t in tables.items()]
 
 
 def _rows_in(segment: Path) -> int:
@@ -390,6 +399,7 @@ class Recorder:
 
     def _record(self, loaded, segments, child, release, load_s) -> RecordResult:
         opts = self.opts
+        host.keep_freed_memory()
         # bpf_load_s: compiling (clang, in a helper process) and attaching.
         self.static_meta["agent"] = {"bpf_load_s": round(load_s, 3)}
         attached_ns = self.static_meta["attached_ns"] = time.monotonic_ns()
@@ -443,7 +453,8 @@ class Recorder:
                 flush = now >= next_flush
                 if flush:
                     next_flush = now + FLUSH_S * 1e9
-                drained = self._write(segments, loaded.drain(flush=flush))
+                drained = loaded.drain(flush=flush)
+                self._check_limit(loaded.sink)
                 segments.check()  # a failed write (a full disk) stops the recording now
                 # Busy: drain often, the ring buffer holds only tens of ms at storm rates.
                 # Quiet: wake rarely, so that an idle recorder costs next to nothing.
@@ -459,11 +470,15 @@ class Recorder:
                 if opts.max_size is not None and self._stop_reason is None:
                     if segments.closed_bytes() >= opts.max_size:
                         self._stop_reason = "max-size"
-                full = segments.pending_rows >= SEGMENT_MAX_ROWS or self._rotate_now
-                if full or now >= next_segment:
+                pending = loaded.sink.total_rows
+                full = pending >= SEGMENT_MAX_ROWS or self._rotate_now
+                # While the writer thread is busy with the last segment, rows wait in the
+                # sink (the drain never waits for the writer), up to a bound on memory.
+                wait = segments.busy and pending < SEGMENT_HARD_MAX_ROWS
+                if (full or now >= next_segment) and not wait:
                     # A segment when rows came, else only now and then (fresh counters).
-                    if segments.has_rows or now - last_written >= QUIET_SEGMENT_S * 1e9:
-                        segments.close_segment(self._meta(loaded, now, clean=False))
+                    if pending or now - last_written >= QUIET_SEGMENT_S * 1e9:
+                        self._close_segment(segments, loaded, now, clean=False)
                         last_written = now
                     next_segment = (now if full else next_segment) + SEGMENT_S * 1e9
                 if opts.rotating and self._rotation_due(segments, now, rotated_at):
@@ -474,11 +489,12 @@ class Recorder:
         # Stop: nothing more can arrive once the hooks are detached.
         if error is None:
             try:
-                self._write(segments, loaded.stop())
+                loaded.stop()
+                self._check_limit(loaded.sink)
                 end = time.monotonic_ns()
                 # The last segment says the recording ended cleanly: should the merge
                 # below fail (a full disk), the segment directory is a whole trace.
-                segments.close_segment(self._meta(loaded, end, clean=True))
+                self._close_segment(segments, loaded, end, clean=True)
                 if opts.rotating:
                     segments.rotate(opts.keep)
                 segments.finish()
@@ -542,21 +558,29 @@ class Recorder:
             return True
         return o.rotate_bytes is not None and segments.single_bytes() >= o.rotate_bytes
 
-    def _write(self, segments: SegmentDir, records: dict[int, np.ndarray]) -> int:
-        """Decode drained records into the current segment; returns the bytes drained.
-        With --max-events, rows past the limit are counted (over_limit), not written, and
-        the recording stops."""
+    def _check_limit(self, sink) -> None:
+        """--max-events: stop once the rows written and drained reach the limit."""
         limit = self.opts.max_events
-        for name, table in decode_buffers(records).items():
+        if limit is not None and sum(self.written.values()) + sink.total_rows >= limit:
+            self._stop_reason = self._stop_reason or "max-events"
+
+    def _close_segment(self, segments: SegmentDir, loaded, now: int, clean: bool) -> None:
+        """Close the current segment with the records drained since the last one: they are
+        counted here (from their headers) and decoded in the writer thread. With
+        --max-events, rows past the limit are counted (over_limit), not written."""
+        rows = {BY_KIND_ID[k].name: n for k, n in loaded.sink.rows.items()}
+        records = loaded.take()
+        caps = {}
+        limit = self.opts.max_events
+        for name, n in rows.items():
             if limit is not None:
                 room = max(0, limit - sum(self.written.values()))
-                if table.num_rows >= room:
-                    self.over_limit[name] += table.num_rows - room
-                    table = table.slice(0, room)
-                    self._stop_reason = self._stop_reason or "max-events"
-            segments.write(table)
-            self.written[name] += table.num_rows
-        return sum(len(b) for b in records.values())
+                if n > room:
+                    self.over_limit[name] += n - room
+                    caps[name] = n = room
+            self.written[name] += n
+        meta = self._meta(loaded, now, clean=clean)
+        segments.close_segment(meta, lambda: _decode(records, caps, loaded.sink))
 
     def _meta(self, loaded, now_ns: int, clean: bool) -> dict:
         stats = loaded.stats()
@@ -583,6 +607,10 @@ class Recorder:
             self.static_meta["agent"],
             bpf_compile_cpu_s=round(loaded.compile_cpu_s, 3),
             max_drain_gap_ms=round(self.max_drain_gap_ns / 1e6, 1),
+            # The most bytes waiting in the ring buffer at a drain, of ringbuf_bytes:
+            # how close the recording came to losing events.
+            ring_high_water_bytes=loaded.ring_high_water,
+            ringbuf_bytes=loaded.ring_size,
             bpf_compile_max_rss_kb=loaded.compile_max_rss_kb,
             cpu_user_s=round(ru.ru_utime, 3),
             cpu_sys_s=round(ru.ru_stime, 3),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -58,14 +59,14 @@ class Field:
     column: bool = True
     null_if: int | None = None
 
-    @property
+    @cached_property
     def string_shape(self) -> tuple[int, ...] | None:
         m = _CHAR_RE.match(self.ctype)
         if not m:
             return None
         return (int(m.group(1)), int(m.group(2))) if m.group(2) else (int(m.group(1)),)
 
-    @property
+    @cached_property
     def bytes_len(self) -> int | None:
         m = _BYTES_RE.match(self.ctype)
         return int(m.group(1)) if m else None
@@ -193,22 +194,77 @@ class EventType:
         return f"struct {self.name}_event {{\n{members}\n}};\n"
 
     def numpy_dtype(self) -> np.dtype:
+        return self._numpy_dtype
+
+    @cached_property
+    def _numpy_dtype(self) -> np.dtype:
         # align=True lays members out as a C compiler does (tested against gcc).
         return np.dtype([f.numpy_type() for f in self.all_fields], align=True)
 
-    @property
+    @cached_property
     def event_size(self) -> int:
         return self.numpy_dtype().itemsize
 
-    @property
+    @cached_property
+    def tail(self) -> Field | None:
+        """The last member when it is a string (with `length`) or strings (with `count`):
+        then an event takes only the bytes used in it, not the whole array, in the ring
+        buffer (a path of 20 bytes costs 24, not 256)."""
+        last = self.all_fields[-1]
+        shape = last.string_shape
+        if shape is not None and (last.length if len(shape) == 1 else last.count):
+            return last
+        return None
+
+    @cached_property
+    def tail_offset(self) -> int:
+        return self.numpy_dtype().fields[self.tail.name][1]
+
+    @cached_property
+    def min_event_size(self) -> int:
+        """The smallest event of a type with a tail: the members before it and one byte
+        (an empty string's NUL, or nothing for no strings), 8-aligned."""
+        return (self.tail_offset + 1 + 7) & ~7
+
+    @cached_property
     def batch(self) -> int:
-        return max(1, min(self.max_batch, (28 * 1024 - BATCH_HEADER_SIZE) // self.event_size))
+        """Events per ring-buffer record at most."""
+        if self.tail is not None:
+            n = (BATCH_BYTES - BATCH_HEADER_SIZE) // (self.min_event_size + 2)
+            return max(1, min(VAR_MAX_BATCH, n) & ~3)
+        return max(1, min(self.max_batch, (BATCH_BYTES - BATCH_HEADER_SIZE) // self.event_size))
+
+    @cached_property
+    def batch_data(self) -> int:
+        """Bytes of event data in a batch of a type with a tail."""
+        return (BATCH_BYTES - BATCH_HEADER_SIZE - 2 * self.batch) & ~7
 
     def batch_dtype(self) -> np.dtype:
+        return self._batch_dtype
+
+    @cached_property
+    def _batch_dtype(self) -> np.dtype:
+        """A per-CPU batch as the BPF program fills it and sends it. Fixed-size events:
+        an array of `batch` events. Events with a tail: `off`, where each event starts
+        in `data` (8-aligned, each as long as its used bytes), then `data`; a record in
+        the ring buffer is the header, `off` and only the used part of `data`."""
+        if self.tail is not None:
+            return np.dtype(
+                [
+                    ("hdr", BATCH_HEADER_DTYPE),
+                    ("off", np.uint16, (self.batch,)),
+                    ("data", np.uint8, (self.batch_data,)),
+                ],
+                align=True,
+            )
         return np.dtype(
             [("hdr", BATCH_HEADER_DTYPE), ("ev", self.numpy_dtype(), (self.batch,))], align=True
         )
 
+
+# A batch (a per-CPU map value) within the kernel's 32 KiB limit for one.
+BATCH_BYTES = 28 * 1024
+VAR_MAX_BATCH = 512
 
 # Header of every ring-buffer record: which type, how many events are valid, which CPU.
 BATCH_HEADER_DTYPE = np.dtype(
@@ -216,7 +272,7 @@ BATCH_HEADER_DTYPE = np.dtype(
         ("kind", np.uint32),
         ("count", np.uint32),
         ("cpu", np.uint32),
-        ("pad", np.uint32),
+        ("used", np.uint32),  # bytes used in `data` (types with a tail)
         ("seen", np.uint64),  # running counters of the CPU's batch buffer (see common.h)
         ("lost", np.uint64),
     ]

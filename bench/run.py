@@ -1,6 +1,7 @@
 """bpfcap against the floor, trace-cmd and perf on the same storm, in alternating runs.
 
-    sudo .venv/bin/python bench/run.py [--opens N] [--execs N] [--runs R] [--no-peers]
+    sudo .venv/bin/python bench/run.py [--opens N] [--execs N] [--getppids N] [--runs R]
+        [--no-peers] [--workloads open,getppid,exec,types,hog] [--long SECONDS]
 
 See bench/README.md. Prints one table per workload: medians over R runs and ratios to
 the baseline measured in the same run (the machine is noisy: compare ratios, not times).
@@ -9,6 +10,7 @@ the baseline measured in the same run (the machine is noisy: compare ratios, not
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import resource
@@ -45,11 +47,43 @@ tps = sys.argv[1:]
 text = "BPF_PERCPU_ARRAY(cnt, u64, 1);\n" + "".join(
     f"TRACEPOINT_PROBE({tp.split(':')[0]}, {tp.split(':')[1]}) "
     "{ u32 k = 0; u64 *v = cnt.lookup(&k); if (v) *v += 1; return 0; }\n" for tp in tps)
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT, signal.SIGTERM])
 b = BPF(text=text)
 print("ready", flush=True)
 signal.sigwait([signal.SIGINT, signal.SIGTERM])
 print(sum(b["cnt"][0]), flush=True)
 """
+
+
+# What run_with() records with for each bpfcap variant: the command (before -o), by the
+# event type of the workload (None: no -e, the default types).
+BPFCAP_VARIANTS = ("bpfcap", "bpfcap-default", "bpfcap-dummy")
+EVENT_OF = {"open": "open", "exec": "exec", "getppid": "syscall"}
+TRACEPOINTS = {
+    "open": ["syscalls:sys_enter_openat", "syscalls:sys_exit_openat"],
+    "exec": ["syscalls:sys_enter_execve", "syscalls:sys_exit_execve"],
+    "getppid": ["raw_syscalls:sys_enter", "raw_syscalls:sys_exit"],
+}
+PR_SET_PDEATHSIG = 1
+
+
+def bpfcap_cmd(recorder: str, ev: str) -> list:
+    if recorder == "bpfcap":
+        return [VENV / "bpfcap", "record", "-e", ev]
+    if recorder == "bpfcap-default":
+        return [VENV / "bpfcap", "record"]
+    if recorder == "bpfcap-dummy":
+        # the same CLI, with 4 more types in the registry (bench/dummy_types.py)
+        return [VENV / "python", HERE / "dummy_types.py", "record", "-e", ev]
+    raise ValueError(recorder)
+
+
+def label(recorder: str, ev: str) -> str:
+    return {
+        "bpfcap": f"bpfcap -e {ev}",
+        "bpfcap-default": "bpfcap (default types)",
+        "bpfcap-dummy": f"bpfcap -e {ev}, +4 dummy types",
+    }.get(recorder, recorder)
 
 
 @dataclass
@@ -84,8 +118,13 @@ def setup(peers: bool) -> list[str]:
     return notes
 
 
-def storm(kind: str, n: int) -> float:
-    r = sh(STORM, kind, n, capture_output=True, text=True)
+def _pin(cpu: int | None):
+    return None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
+
+
+def storm(kind: str, n: int, cpu: int | None = None) -> float:
+    """Run the workload (pinned to `cpu` if given); its own elapsed seconds."""
+    r = sh(STORM, kind, n, capture_output=True, text=True, preexec_fn=_pin(cpu))
     return float(r.stdout)
 
 
@@ -108,47 +147,68 @@ def _stop(p: subprocess.Popen) -> resource.struct_rusage:
     return ru
 
 
-def run_with(recorder: str, kind: str, n: int, tps: list[str]) -> Run:
-    out = OUT / recorder
+def trace_facts(path: Path) -> dict:
+    """What a bpfcap trace says about its recording: counts summed over every kind it
+    recorded, the recorder's own figures (agent), and its schema's width."""
+    import pyarrow.parquet as pq
+
+    md = pq.read_metadata(path)
+    meta = json.loads(md.metadata[b"bpfcap.meta"])
+    events, agent = meta["events"], meta["agent"]
+    hw, ring = agent.get("ring_high_water_bytes"), agent.get("ringbuf_bytes")
+    names = md.schema.to_arrow_schema().names
+    return {
+        "rows": sum(c["written"] for c in events.values()),
+        "seen": sum(c["seen"] for c in events.values()),
+        "lost": sum(c["lost"] for c in events.values()),
+        "over_limit": sum(c.get("over_limit", 0) for c in events.values()),
+        "rows_by_kind": {k: c["written"] for k, c in events.items()},
+        "lost_by_kind": {k: c["lost"] for k, c in events.items() if c["lost"]},
+        "rss_mb": agent["max_rss_kb"] / 1024,
+        "load_cpu_s": agent["bpf_compile_cpu_s"],
+        "helper_rss_mb": agent["bpf_compile_max_rss_kb"] / 1024,
+        "max_drain_gap_ms": agent.get("max_drain_gap_ms"),
+        "ring_high_water_pct": 100 * hw / ring if hw is not None and ring else None,
+        "schema_columns": len(names),
+        "dummy_columns": sum(n.startswith("dummy") for n in names),
+    }
+
+
+def run_with(recorder: str, kind: str, n: int, tag: str, cpu: int | None = None) -> Run:
+    """One storm of `kind` recorded by `recorder` (its files named after `tag`), the storm
+    pinned to `cpu` if given (the recorders never are)."""
+    tps = TRACEPOINTS[kind]
+    out = OUT / f"{recorder}-{tag}"
     if recorder == "baseline":
-        return Run(storm(kind, n))
+        return Run(storm(kind, n, cpu))
     if recorder == "floor":
         p = subprocess.Popen([VENV / "python", "-c", FLOOR, *tps], stdout=subprocess.PIPE)
         _wait_ready(p, b"ready", p.stdout, 0.5)
-        secs = storm(kind, n)
+        secs = storm(kind, n, cpu)
         ru = _stop(p)
         p.stdout.close()
         return Run(secs, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024)
-    if recorder == "bpfcap":
-        path = OUT / f"bpfcap-{kind}.parquet"
-        ev = {"open": "open", "exec": "exec", "getppid": "syscall"}[kind]
+    if recorder in BPFCAP_VARIANTS:
+        path = out.with_suffix(".parquet")
         p = subprocess.Popen(
-            [VENV / "bpfcap", "record", "-e", ev, "-o", path, "--force"], stderr=subprocess.PIPE
+            [*bpfcap_cmd(recorder, EVENT_OF[kind]), "-o", path, "--force"],
+            stderr=subprocess.PIPE,
         )
         _wait_ready(p, b"Recording", p.stderr, 0.5)
-        secs = storm(kind, n)
+        secs = storm(kind, n, cpu)
         time.sleep(0.3)
         ru = _stop(p)
         p.stderr.close()
-        meta = json.loads(
-            __import__("pyarrow.parquet").parquet.read_metadata(path).metadata[b"bpfcap.meta"]
-        )
-        c = meta["events"][ev]
-        agent = meta["agent"]
+        facts = trace_facts(path)
         # wait4 counts the recorder and its BPF compile helper (CPU); RSS is the
         # recorder's own, from the trace, and the helper's is shown apart.
         return Run(
             secs,
             ru.ru_utime + ru.ru_stime,
-            agent["max_rss_kb"] / 1024,
-            c["lost"],
+            facts.pop("rss_mb"),
+            facts.pop("lost"),
             path.stat().st_size,
-            {
-                "rows": c["written"],
-                "seen": c["seen"],
-                "load_cpu_s": agent["bpf_compile_cpu_s"],
-                "helper_rss_mb": agent["bpf_compile_max_rss_kb"] / 1024,
-            },
+            facts,
         )
     if recorder == "trace-cmd":
         path = out.with_suffix(".dat")
@@ -175,7 +235,7 @@ def run_with(recorder: str, kind: str, n: int, tps: list[str]) -> Run:
         # trace-cmd says nothing when it is ready (its "Hit Ctrl^C" line is buffered).
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         time.sleep(1.5)
-        secs = storm(kind, n)
+        secs = storm(kind, n, cpu)
         ru = _stop(p)
         tail = p.stdout.read().decode(errors="replace")
         p.stdout.close()
@@ -202,7 +262,7 @@ def run_with(recorder: str, kind: str, n: int, tps: list[str]) -> Run:
             stdout=subprocess.DEVNULL,
         )
         time.sleep(1.5)
-        secs = storm(kind, n)
+        secs = storm(kind, n, cpu)
         ru = _stop(p)
         err = p.stderr.read().decode(errors="replace")
         p.stderr.close()
@@ -225,21 +285,31 @@ def timed(cmd: list) -> tuple[float, int]:
     return time.monotonic() - t0, ru.ru_maxrss // 1024
 
 
-def bench(kind: str, n: int, tp_events: int, recorders: list[str], runs: int) -> dict:
-    tps = {
-        "open": ["syscalls:sys_enter_openat", "syscalls:sys_exit_openat"],
-        "exec": ["syscalls:sys_enter_execve", "syscalls:sys_exit_execve"],
-        "getppid": ["raw_syscalls:sys_enter", "raw_syscalls:sys_exit"],
-    }[kind]
+def _max(values) -> float | None:
+    """The largest of the values given (None where a recorder did not report one)."""
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
+
+
+def bench(
+    kind: str,
+    n: int,
+    tp_events: int,
+    recorders: list[str],
+    runs: int,
+    tag: str | None = None,
+    cpu: int | None = None,
+) -> dict:
+    tag = tag or kind
     results: dict[str, list[Run]] = {r: [] for r in recorders}
     base: list[Run] = []
     for i in range(runs):
         order = recorders[i % len(recorders) :] + recorders[: i % len(recorders)]
         for rec in order:
-            base.append(run_with("baseline", kind, n, tps))  # alternate: baseline, recorder
-            results[rec].append(run_with(rec, kind, n, tps))
+            base.append(run_with("baseline", kind, n, tag, cpu))  # alternate: baseline, recorder
+            results[rec].append(run_with(rec, kind, n, tag, cpu))
             print(
-                f"  {kind} run {i + 1}/{runs} {rec:10s} {results[rec][-1].seconds:7.3f} s "
+                f"  {tag} run {i + 1}/{runs} {rec:14s} {results[rec][-1].seconds:7.3f} s "
                 f"(baseline {base[-1].seconds:.3f} s)",
                 file=sys.stderr,
                 flush=True,
@@ -248,23 +318,32 @@ def bench(kind: str, n: int, tp_events: int, recorders: list[str], runs: int) ->
     rows = {}
     for rec, rs in results.items():
         med = statistics.median(r.seconds for r in rs)
-        cpu = statistics.median(r.cpu_s for r in rs)
+        cpu_s = statistics.median(r.cpu_s for r in rs)
         last = rs[-1]
         row = {
+            "label": label(rec, EVENT_OF[kind]),
             "slowdown": med / b,
             "seconds": med,
             "lost": max((r.lost or 0) for r in rs) if last.lost is not None else None,
-            "cpu_s": cpu,
-            "cpu_us_per_event": 1e6 * cpu / tp_events,
+            "cpu_s": cpu_s,
+            "cpu_us_per_event": 1e6 * cpu_s / tp_events,
             "rss_mb": max(r.rss_mb for r in rs),
             "bytes_per_event": last.size / tp_events if last.size else None,
         }
-        if rec == "bpfcap":
+        if rec in BPFCAP_VARIANTS:
             steady = statistics.median(r.cpu_s - r.extra["load_cpu_s"] for r in rs)
             row["cpu_us_per_event_after_load"] = 1e6 * steady / tp_events
-            row["rows"] = last.extra["rows"]
             row["compile_helper_rss_mb"] = max(r.extra["helper_rss_mb"] for r in rs)
-            row["seen"] = last.extra["seen"]
+            row["max_drain_gap_ms"] = _max(r.extra["max_drain_gap_ms"] for r in rs)
+            row["ring_high_water_pct"] = _max(r.extra["ring_high_water_pct"] for r in rs)
+            for k in ("rows", "seen", "over_limit", "rows_by_kind", "lost_by_kind"):
+                row[k] = last.extra[k]
+            row["schema_columns"] = last.extra["schema_columns"]
+            row["dummy_columns"] = last.extra["dummy_columns"]
+            # written + lost == seen for every kind (capture/bpf/common.h), per run
+            row["counts_add_up"] = all(
+                r.extra["rows"] + r.extra["over_limit"] + r.lost == r.extra["seen"] for r in rs
+            )
         rows[rec] = row
     return {"baseline_s": b, "tracepoint_events": tp_events, "recorders": rows}
 
@@ -280,20 +359,92 @@ def print_table(title: str, res: dict) -> None:
     )
     print(
         "| recorder | slowdown | lost | recorder CPU s | CPU us/event | peak RSS MB "
-        "| bytes/event on disk |"
+        "| bytes/event on disk | max drain gap ms | ring high-water % |"
     )
-    print("|---|---|---|---|---|---|---|")
-    for rec, r in res["recorders"].items():
+    print("|---|---|---|---|---|---|---|---|---|")
+    notes = []
+    for r in res["recorders"].values():
         cpu = fmt(r["cpu_us_per_event"], ".3f")
         if "cpu_us_per_event_after_load" in r:
             cpu += f" ({r['cpu_us_per_event_after_load']:.3f} after BPF compile)"
         rss = f"{r['rss_mb']:.0f}"
         if "compile_helper_rss_mb" in r:
             rss += f" (BPF compile helper: {r['compile_helper_rss_mb']:.0f})"
+        gap, hw = r.get("max_drain_gap_ms"), r.get("ring_high_water_pct")
         print(
-            f"| {rec} | {r['slowdown']:.2f}x | {fmt(r['lost'], 'd')} | {r['cpu_s']:.2f} | "
-            f"{cpu} | {rss} | {fmt(r['bytes_per_event'], '.2f')} |"
+            f"| {r['label']} | {r['slowdown']:.2f}x | {fmt(r['lost'], 'd')} | {r['cpu_s']:.2f} | "
+            f"{cpu} | {rss} | {fmt(r['bytes_per_event'], '.2f')} | {fmt(gap, '.1f')} | "
+            f"{fmt(hw, '.1f')} |"
         )
+        if "rows" in r:
+            kinds = ", ".join(f"{k} {v:,}" for k, v in r["rows_by_kind"].items() if v)
+            lost = ", ".join(f"{k} {v:,}" for k, v in r["lost_by_kind"].items())
+            notes.append(
+                f"{r['label']}: {r['rows']:,} rows ({kinds or 'none'}) of {r['seen']:,} seen"
+                + (f", lost: {lost}" if lost else "")
+                + ("" if r["counts_add_up"] else "; rows + lost != seen!")
+            )
+    if notes:
+        print("\nrows written (last run):")
+        for note in notes:
+            print(f"* {note}")
+
+
+def print_types(title: str, res: dict) -> None:
+    a, b = res["recorders"]["bpfcap"], res["recorders"]["bpfcap-dummy"]
+    print(
+        f"\n## {title}: {a['schema_columns']} columns in the schema with today's registry, "
+        f"{b['schema_columns']} with 4 dummy types ({b['dummy_columns']} dummy columns); "
+        f"baseline {res['baseline_s']:.3f} s"
+    )
+    if not b["dummy_columns"]:
+        print("WARNING: the dummy types are not in the trace's schema: this measures nothing")
+    print("| registry | columns in schema | CPU us/event after BPF compile | slowdown |")
+    print("|---|---|---|---|")
+    for name, r in (("today's types", a), ("+ dummy1..4, 10 columns each", b)):
+        print(
+            f"| {name} | {r['schema_columns']} | {r['cpu_us_per_event_after_load']:.3f} | "
+            f"{r['slowdown']:.2f}x |"
+        )
+    ratio = b["cpu_us_per_event_after_load"] / a["cpu_us_per_event_after_load"]
+    res["cpu_ratio_dummy_to_today"] = ratio
+    print(f"\nCPU after BPF compile, with dummy types / today's: {ratio:.2f}")
+    for r in (a, b):
+        if r["lost"]:
+            print(f"note: {r['label']} lost {r['lost']:,} events")
+
+
+def start_hog(cpu: int) -> subprocess.Popen:
+    """A busy loop pinned to `cpu`, killed with us if we die (PR_SET_PDEATHSIG)."""
+
+    def pre() -> None:
+        os.sched_setaffinity(0, {cpu})
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=pre)
+
+
+def stop_hog(p: subprocess.Popen) -> float:
+    """Kill the hog; the CPU seconds it got."""
+    if p.returncode is None:
+        os.kill(p.pid, signal.SIGKILL)
+        _, _, ru = os.wait4(p.pid, 0)
+        p.returncode = -signal.SIGKILL
+        return ru.ru_utime + ru.ru_stime
+    return 0.0
+
+
+def hog_bench(n: int, recorders: list[str], runs: int) -> dict:
+    """The open storm on CPU 0 while a busy loop holds CPU 1, baselines included."""
+    hog = start_hog(1)
+    t0 = time.monotonic()
+    try:
+        res = bench("open", n, 2 * n, recorders, runs, tag="hog", cpu=0)
+    finally:
+        wall = time.monotonic() - t0
+        hog_cpu = stop_hog(hog)
+    res["hog"] = {"storm_cpu": 0, "hog_cpu": 1, "hog_cpu_s": hog_cpu, "wall_s": wall}
+    return res
 
 
 def long_run(seconds: float) -> dict:
@@ -301,7 +452,7 @@ def long_run(seconds: float) -> dict:
     flat (peak RSS from the trace) and nothing may be lost."""
     path = OUT / "bpfcap-long.parquet"
     p = subprocess.Popen(
-        [VENV / "bpfcap", "record", "-e", "open", "-o", path, "--force"], stderr=subprocess.PIPE
+        [*bpfcap_cmd("bpfcap", "open"), "-o", path, "--force"], stderr=subprocess.PIPE
     )
     _wait_ready(p, b"Recording", p.stderr, 0.5)
     t0 = time.monotonic()
@@ -311,34 +462,39 @@ def long_run(seconds: float) -> dict:
         calls += 1_000_000
     ru = _stop(p)
     p.stderr.close()
-    meta = json.loads(
-        __import__("pyarrow.parquet").parquet.read_metadata(path).metadata[b"bpfcap.meta"]
-    )
-    c, agent = meta["events"]["open"], meta["agent"]
+    f = trace_facts(path)
     return {
         "seconds": time.monotonic() - t0,
         "open_calls": calls,
-        "rows": c["written"],
-        "lost": c["lost"],
-        "seen": c["seen"],
-        "recorder_peak_rss_mb": agent["max_rss_kb"] / 1024,
-        "compile_helper_rss_mb": agent["bpf_compile_max_rss_kb"] / 1024,
-        "max_drain_gap_ms": agent["max_drain_gap_ms"],
+        "rows": f["rows"],
+        "rows_by_kind": f["rows_by_kind"],
+        "lost": f["lost"],
+        "seen": f["seen"],
+        "recorder_peak_rss_mb": f["rss_mb"],
+        "compile_helper_rss_mb": f["helper_rss_mb"],
+        "max_drain_gap_ms": f["max_drain_gap_ms"],
+        "ring_high_water_pct": f["ring_high_water_pct"],
         "cpu_s": ru.ru_utime + ru.ru_stime,
         "bytes": path.stat().st_size,
     }
 
 
+WORKLOADS = ("open", "getppid", "exec", "types", "hog")
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--opens", type=int, default=2_000_000)
     ap.add_argument("--execs", type=int, default=3_000)
     ap.add_argument("--getppids", type=int, default=3_000_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument(
         "--workloads",
-        default="open,exec,getppid",
-        help="comma list of open, exec, getppid (the syscall storm)",
+        default=",".join(WORKLOADS),
+        help="comma list of open, getppid (the syscall storm), exec, types (per-type cost: "
+        "-e open with 4 dummy types in the registry), hog (open storm against a CPU hog)",
     )
     ap.add_argument("--no-peers", action="store_true", help="only baseline, floor, bpfcap")
     ap.add_argument(
@@ -350,6 +506,12 @@ def main() -> None:
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/run.py needs root (it records)")
+    wanted = a.workloads.split(",")
+    unknown = [w for w in wanted if w not in WORKLOADS]
+    if unknown:
+        sys.exit(f"unknown workload {', '.join(unknown)}: choose from {', '.join(WORKLOADS)}")
+    # SIGTERM unwinds like Ctrl-C, so that the hog is killed (finally) on either.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if a.long:
         setup(False)
         r = long_run(a.long)
@@ -358,28 +520,39 @@ def main() -> None:
         return
     notes = setup(not a.no_peers)
     peers = [] if a.no_peers or notes else ["trace-cmd", "perf"]
-    wanted = a.workloads.split(",")
     results: dict = {}
     if "open" in wanted:
-        results["open"] = bench("open", a.opens, 2 * a.opens, ["floor", "bpfcap", *peers], a.runs)
-    if "exec" in wanted:
-        results["exec"] = bench("exec", a.execs, 2 * a.execs, ["floor", "bpfcap"], a.runs)
+        results["open"] = bench(
+            "open", a.opens, 2 * a.opens, ["floor", "bpfcap", "bpfcap-default", *peers], a.runs
+        )
     if "getppid" in wanted:
         # raw_syscalls system-wide: every syscall of every process (the recorders' own too,
         # except bpfcap's, which it never records).
         results["getppid"] = bench(
             "getppid", a.getppids, 2 * a.getppids, ["floor", "bpfcap", *peers], a.runs
         )
+    if "exec" in wanted:
+        results["exec"] = bench("exec", a.execs, 2 * a.execs, ["floor", "bpfcap"], a.runs)
+    if "types" in wanted:
+        results["types"] = bench(
+            "open", a.opens, 2 * a.opens, ["bpfcap", "bpfcap-dummy"], a.runs, tag="types"
+        )
+    if "hog" in wanted:
+        if (os.cpu_count() or 1) < 2:
+            notes.append("hog: needs 2 CPUs (the storm on CPU 0, the hog on CPU 1): skipped")
+        else:
+            hog_recs = ["floor", "bpfcap", *(["trace-cmd"] if "trace-cmd" in peers else [])]
+            results["hog"] = hog_bench(a.opens, hog_recs, a.runs)
     reports = {}
-    trace = OUT / "bpfcap-open.parquet"
     if "open" in wanted:
+        trace = OUT / "bpfcap-open.parquet"
         reports["bpfcap report opensnoop"] = timed([VENV / "bpfcap", "report", "opensnoop", trace])
         if "trace-cmd" in peers:
             reports["trace-cmd report"] = timed(
-                ["trace-cmd", "report", "-i", OUT / "trace-cmd.dat"]
+                ["trace-cmd", "report", "-i", OUT / "trace-cmd-open.dat"]
             )
         if "perf" in peers:
-            reports["perf script"] = timed(["perf", "script", "-i", OUT / "perf.data"])
+            reports["perf script"] = timed(["perf", "script", "-i", OUT / "perf-open.data"])
 
     print(
         f"# bpfcap bench, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
@@ -389,13 +562,27 @@ def main() -> None:
         print(f"note: {n}")
     titles = {
         "open": f"openat+close storm, {a.opens:,} calls",
-        "exec": f"fork+exec storm, {a.execs:,} execs",
         "getppid": f"getppid storm (-e syscall), {a.getppids:,} calls",
+        "exec": f"fork+exec storm, {a.execs:,} execs",
+        "hog": f"openat+close storm on CPU 0 against a CPU hog on CPU 1, {a.opens:,} calls "
+        "(baseline: the same hog)",
     }
     for kind, res in results.items():
+        if kind == "types":
+            print_types(f"per-type cost, -e open, {a.opens:,} calls", res)
+            continue
         print_table(titles[kind], res)
+        if kind == "hog":
+            h, b = res["hog"], res["recorders"]["bpfcap"]
+            print(
+                f"\nhog: {h['hog_cpu_s']:.1f} CPU s over {h['wall_s']:.1f} s on CPU {h['hog_cpu']} "
+                f"({100 * h['hog_cpu_s'] / h['wall_s']:.0f}%)"
+            )
+            verdict = "OK" if b["lost"] == 0 else "FAILED"
+            res["bpfcap_lost_nothing"] = b["lost"] == 0
+            print(f"bpfcap -e open under the hog: lost {b['lost']:,} (must be 0): {verdict}")
     if reports:
-        print("\n## file to text (same traces as above)")
+        print("\n## file to text (the open storm's traces above)")
         print("| command | seconds | peak RSS MB |")
         print("|---|---|---|")
         for name, (secs, rss) in reports.items():

@@ -132,6 +132,15 @@ def _text(path: str, s: dict) -> list[str]:
                 f"peak RSS {a.get('bpf_compile_max_rss_kb', 0) // 1024} MiB, "
                 f"{a.get('bpf_load_s', '?')} s"
             )
+        if "max_drain_gap_ms" in a:
+            ring = ""
+            if a.get("ringbuf_bytes"):
+                hw, size = a.get("ring_high_water_bytes", 0), a["ringbuf_bytes"]
+                ring = (
+                    f"; ring buffer filled to {hw / 2**20:.1f} of {size / 2**20:.0f} MiB "
+                    f"at most ({100 * hw / size:.0f}%)"
+                )
+            out.append(f"            longest gap between drains {a['max_drain_gap_ms']} ms{ring}")
     out.append(f"processes:  {s['processes_at_start']} in the snapshot taken at start")
     return out
 

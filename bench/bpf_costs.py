@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-STORM = Path(__file__).resolve().parent / "out" / "storm"
+ROOT = Path(__file__).resolve().parent.parent
+STORM = ROOT / "bench" / "out" / "storm"
 
 PRELUDE = """
 struct st { u64 ts; const char *fn; };
@@ -56,13 +58,9 @@ VARIANTS = {
 }
 
 
-def run(name: str, enter: str, exit_: str, opens: int) -> tuple[float, float]:
-    from bcc import BPF  # bench only; bpfcap itself loads BCC in a helper process
-
-    text = PRELUDE
-    text += f"TRACEPOINT_PROBE(syscalls, sys_enter_openat) {{ {enter} return 0; }}\n"
-    text += f"TRACEPOINT_PROBE(syscalls, sys_exit_openat) {{ {exit_} return 0; }}\n"
-    b = BPF(text=text)
+def _storm_stats(opens: int) -> tuple[float, float]:
+    """Run the storm with the kernel's BPF statistics on; ns per run of the programs on
+    sys_enter_openat and sys_exit_openat that ran for it."""
     try:
         Path("/proc/sys/kernel/bpf_stats_enabled").write_text("1")
         subprocess.run([STORM, "open", str(opens)], check=True, capture_output=True)
@@ -76,10 +74,42 @@ def run(name: str, enter: str, exit_: str, opens: int) -> tuple[float, float]:
                 per_run[p["name"]] = p["run_time_ns"] / p["run_cnt"]
     finally:
         Path("/proc/sys/kernel/bpf_stats_enabled").write_text("0")
-        b.cleanup()
     enter_ns = next(v for k, v in per_run.items() if "enter" in k)
     exit_ns = next(v for k, v in per_run.items() if "exit" in k)
     return enter_ns, exit_ns
+
+
+def run(name: str, enter: str, exit_: str, opens: int) -> tuple[float, float]:
+    from bcc import BPF  # bench only; bpfcap itself loads BCC in a helper process
+
+    text = PRELUDE
+    text += f"TRACEPOINT_PROBE(syscalls, sys_enter_openat) {{ {enter} return 0; }}\n"
+    text += f"TRACEPOINT_PROBE(syscalls, sys_exit_openat) {{ {exit_} return 0; }}\n"
+    b = BPF(text=text)
+    try:
+        return _storm_stats(opens)
+    finally:
+        b.cleanup()
+
+
+def run_bpfcap(opens: int) -> tuple[float, float]:
+    """bpfcap's own open programs, as `bpfcap record -e open` loads them."""
+    out = STORM.parent / "bpf-costs.parquet"
+    p = subprocess.Popen(
+        [ROOT / ".venv" / "bin" / "bpfcap", "record", "-e", "open", "-o", out, "--force"],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for line in p.stderr:
+            if b"Recording" in line:
+                break
+        else:
+            raise RuntimeError("bpfcap record exited before recording")
+        return _storm_stats(opens)
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.wait()
+        p.stderr.close()
 
 
 def main() -> None:
@@ -95,6 +125,8 @@ def main() -> None:
     for name, (enter, exit_) in VARIANTS.items():
         e, x = run(name, enter, exit_, a.opens)
         print(f"| {name} | {e:.0f} | {x:.0f} |", flush=True)
+    e, x = run_bpfcap(a.opens)
+    print(f"| bpfcap record -e open (its own programs) | {e:.0f} | {x:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def test_flood_counts_every_loss(tmp_path, storm):
     assert c["written"] + c["lost"] == c["seen"]
     assert sum(c["lost_per_cpu"]) == c["lost"] and sum(c["seen_per_cpu"]) == c["seen"]
     # The storm's opens, plus the few its dynamic loader makes, were all seen.
-    hostname = sum(p == b"/etc/hostname" for p in rows.column("path").to_pylist())
+    hostname = sum(p == "/etc/hostname" for p in rows.column("path").to_pylist())
     assert hostname <= OPENS and OPENS <= c["seen"] <= OPENS + 20
     assert hostname + c["lost"] >= OPENS
     out = bpfcap("report", "opensnoop", trace)

@@ -23,6 +23,7 @@ offsets live outside the footer); the writer here never produces them.
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 from collections.abc import Iterable, Iterator
@@ -34,6 +35,7 @@ MAGIC = b"PAR1"
 # Compact protocol types.
 STOP, TRUE, FALSE, BYTE, I16, I32, I64, DOUBLE, BINARY, LIST, SET, MAP, STRUCT = range(13)
 BOOL = TRUE  # our in-memory tag for a bool field
+ENCODED = 100  # our in-memory tag for a field kept encoded: (wire type, bytes)
 
 # Field ids (parquet.thrift) that hold absolute file offsets, or that we read or rewrite.
 FMD_SCHEMA, FMD_NUM_ROWS, FMD_ROW_GROUPS, FMD_KV, FMD_ENCRYPTION = 2, 3, 4, 5, 8
@@ -65,11 +67,19 @@ class _Reader:
         return b
 
     def varint(self) -> int:
-        shift = result = 0
+        data, pos = self.data, self.pos
+        b = data[pos]
+        pos += 1
+        if b < 0x80:  # most values in a footer: one byte
+            self.pos = pos
+            return b
+        result, shift = b & 0x7F, 7
         while True:
-            b = self.byte()
+            b = data[pos]
+            pos += 1
             result |= (b & 0x7F) << shift
-            if not b & 0x80:
+            if b < 0x80:
+                self.pos = pos
                 return result
             shift += 7
             if shift > 70:
@@ -80,12 +90,13 @@ class _Reader:
         return (n >> 1) ^ -(n & 1)
 
     def value(self, t: int) -> Any:
+        if t in (I16, I32, I64):  # the commonest first
+            n = self.varint()
+            return (n >> 1) ^ -(n & 1)
         if t in (TRUE, FALSE):  # inside a list: one byte per bool
             return self.byte() == TRUE
         if t == BYTE:
             return self.byte()
-        if t in (I16, I32, I64):
-            return self.zigzag()
         if t == DOUBLE:
             v = self.data[self.pos : self.pos + 8]
             self.pos += 8
@@ -117,8 +128,10 @@ class _Reader:
     def struct(self) -> list:
         fields = []
         last = 0
+        data = self.data
         while True:
-            h = self.byte()
+            h = data[self.pos]
+            self.pos += 1
             t = h & 0x0F
             if t == STOP:
                 return fields
@@ -131,7 +144,12 @@ class _Reader:
             last = fid
 
 
+_ONE_BYTE = [bytes((i,)) for i in range(128)]
+
+
 def _varint(n: int) -> bytes:
+    if 0 <= n < 128:
+        return _ONE_BYTE[n]
     out = bytearray()
     while True:
         b = n & 0x7F
@@ -180,14 +198,27 @@ def _value(t: int, v: Any) -> bytes:
     raise ParquetConcatError(f"cannot encode thrift type {t}")
 
 
+def _encoded(fields: list, fid: int) -> list:
+    """`fields` with field `fid` replaced by its encoding (an ENCODED field), so that
+    writing them again and again (a footer's schema) costs a copy, not an encoding."""
+    return [[f, ENCODED, (t, _value(t, v))] if f == fid else [f, t, v] for f, t, v in fields]
+
+
 def _struct(fields: list) -> bytes:
     out = bytearray()
     last = 0
     for fid, t, v in fields:
+        if t == ENCODED:
+            t, v = v
+            encoded = v
+        else:
+            encoded = None
         wire = (TRUE if v else FALSE) if t == BOOL else t
         delta = fid - last
         out += bytes([(delta << 4) | wire]) if 0 < delta <= 15 else bytes([wire]) + _zigzag(fid)
-        if t != BOOL:
+        if encoded is not None:
+            out += encoded
+        elif t != BOOL:
             out += _value(t, v)
         last = fid
     out.append(STOP)
@@ -324,7 +355,7 @@ def concat(files: Iterable[Path], out: BinaryIO, key_value_metadata: dict[bytes,
     for name, f, fmd, start in _sources(files):
         wire = _struct([x for x in fmd if x[0] == FMD_SCHEMA])
         if schema_wire is None:
-            merged, schema_wire = fmd, wire
+            merged, schema_wire = _encoded(fmd, FMD_SCHEMA), wire
         elif wire != schema_wire:
             raise ParquetConcatError(f"{name}: schema differs from the first file's")
         delta = pos - len(MAGIC)
@@ -439,6 +470,15 @@ def _add(fields: list, fid: int, n: int) -> None:
         f[2] += n
 
 
+@functools.lru_cache(maxsize=4)
+def _template(template: bytes) -> tuple[list, list[_Leaf], dict]:
+    """A template's footer (its schema kept encoded), leaves and leaf index by path:
+    parsed once (a recorder joins every segment under the same template)."""
+    base, _ = _footer(io.BytesIO(template), len(template))
+    wide = _leaves(base, "template")
+    return _encoded(base, FMD_SCHEMA), wide, {leaf.path: i for i, leaf in enumerate(wide)}
+
+
 def concat_to_template(
     sources: Iterable[Path | bytes],
     out: BinaryIO,
@@ -458,9 +498,7 @@ def concat_to_template(
     Identical parent groups (child counts included) mean a source holds either all or none
     of a nested field's leaves, so a null synthesised at the top level never contradicts a
     value the source has for a sibling leaf."""
-    base, _ = _footer(io.BytesIO(template), len(template))
-    wide = _leaves(base, "template")
-    index = {leaf.path: i for i, leaf in enumerate(wide)}
+    base, wide, index = _template(template)
     out.write(MAGIC)
     pos = len(MAGIC)
     row_groups: list = []

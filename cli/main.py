@@ -14,6 +14,7 @@ import click
 from bpfcap import __version__
 
 from .doctor import doctor
+from .export import export
 from .info import info
 from .record import record
 from .report import report
@@ -28,6 +29,7 @@ examples:
   bpfcap report opensnoop t.parquet -x       # failed opens, as opensnoop -x
   bpfcap report execsnoop t.parquet -T       # execs with wall-clock time
   bpfcap info t.parquet                      # what the trace holds
+  bpfcap export t.parquet --type open -o open.parquet  # one kind, for any reader
   bpfcap doctor                              # can this host record?""",
 )
 @click.version_option(__version__, "-V", "--version", prog_name="bpfcap")
@@ -42,6 +44,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 cli.add_command(record)
 cli.add_command(report)
 cli.add_command(info)
+cli.add_command(export)
 cli.add_command(doctor)
 
 

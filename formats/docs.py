@@ -56,7 +56,8 @@ def render() -> str:
         "  `2001:db8::1`); compare them as strings, or cast with DuckDB's `inet` extension.",
         "* Each column's doc and unit are in the Arrow schema's field metadata and in the",
         "  file's key-value metadata as `bpfcap.column.<name>`, e.g. in DuckDB:",
-        "  `SELECT key, value FROM parquet_kv_metadata('t.parquet') WHERE key LIKE 'bpfcap.column.%'`.",
+        "  `SELECT key, value FROM parquet_kv_metadata('t.parquet') WHERE key LIKE "
+        "'bpfcap.column.%'`.",
         "* One kind's rows with only its columns: `bpfcap export t.parquet --type open -o",
         "  open.parquet` (a plain Parquet file), or in DuckDB",
         "  `SELECT COLUMNS(c -> c NOT LIKE '%_raw') FROM 't.parquet' WHERE kind = 'open'`",

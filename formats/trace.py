@@ -1,4 +1,4 @@
-"""Trace files: format version 1.
+"""Trace files: format version 2 (format 1 is still read; formats/v2.py says how they differ).
 
 A trace is Parquet (zstd), in one of two shapes that every command reads alike:
 
@@ -17,7 +17,9 @@ Every file carries, in its Parquet footer key-value metadata:
   manifest, per-type and per-CPU seen/lost counters (cumulative up to the end of that
   file), process table snapshot, settings and the agent's own resource use.
 
-Rows: see formats/schema.py (one wide table, a `kind` column, one kind per row group).
+Rows: see formats/schema.py and formats/v2.py (one wide table, a `kind` column, one kind
+per row group; each kind's rows written as its own narrow file and joined under the full
+schema, the other kinds' columns as all-null chunks).
 Within a kind, rows are in the order they were drained, not strictly by time (CPUs
 drain independently): readers sort by timestamp.
 """
@@ -117,20 +119,42 @@ def _write_options(schema: pa.Schema) -> dict[str, Any]:
     )
 
 
-@functools.lru_cache(maxsize=1)
-def _template() -> bytes:
-    """A file of FILE_SCHEMA with no rows: the schema every written file gets."""
+def template_of(schema: pa.Schema) -> bytes:
+    """A Parquet file of `schema` with no rows: the template parquet_concat joins narrow
+    files under (its Arrow schema, field docs and pandas metadata included)."""
     sink = pa.BufferOutputStream()
-    pq.write_table(FILE_SCHEMA.empty_table(), sink, compression=COMPRESSION)
+    pq.write_table(schema.empty_table(), sink, compression=COMPRESSION)
     return sink.getvalue().to_pybytes()
 
 
-def _footer(meta: dict[str, Any]) -> dict[bytes, bytes]:
+@functools.lru_cache(maxsize=1)
+def _template() -> bytes:
+    """A file of FILE_SCHEMA with no rows: the schema every written trace file gets."""
+    return template_of(FILE_SCHEMA)
+
+
+def described(meta: dict[str, Any], schema: pa.Schema) -> dict[bytes, bytes]:
+    """Footer key-value metadata saying what a file holds: the recording's metadata (JSON)
+    and the doc of each column of `schema`."""
     return {
-        KEY_VERSION: str(FORMAT_VERSION).encode(),
         KEY_META: json.dumps(meta, separators=(",", ":"), sort_keys=True).encode(),
-        **v2.column_docs(FILE_SCHEMA),
+        **v2.column_docs(schema),
     }
+
+
+def _footer(meta: dict[str, Any]) -> dict[bytes, bytes]:
+    return {KEY_VERSION: str(FORMAT_VERSION).encode(), **described(meta, FILE_SCHEMA)}
+
+
+def clock_offset(meta: dict[str, Any]) -> int:
+    """The recording's realtime - monotonic offset (ns): `time` = `ts_ns` + this."""
+    return int((meta.get("clock") or {}).get("realtime_minus_monotonic_ns", 0))
+
+
+def refuse_existing(path: Path, force: bool) -> None:
+    """An OutputError if `path` exists and `force` is not given."""
+    if not force and path.exists():
+        raise OutputError(f"{path} already exists", "pass --force to overwrite it")
 
 
 def _open_exclusive(path: Path, force: bool) -> int:
@@ -153,13 +177,20 @@ def encode_kind(table: pa.Table, realtime_minus_monotonic_ns: int) -> bytes:
     to write does not depend on how many kinds the format knows. The columns of other
     kinds are added, as null chunks that cost nothing per row, when the file is joined
     into a trace (parquet_concat.concat_to_template)."""
+    sink = pa.BufferOutputStream()
+    write_kind(table, realtime_minus_monotonic_ns, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def write_kind(table: pa.Table, realtime_minus_monotonic_ns: int, where: Any) -> list[str]:
+    """encode_kind() into `where` (a path or a writable stream). Returns the names of the
+    columns written: the `_raw` ones are there only where some value needed them."""
     t = BY_NAME[table.column("kind")[0].as_py()]
     # Chunks (drains) of dictionary columns: one dictionary, written once.
     table = table.unify_dictionaries().combine_chunks()
     narrow = v2.encode(t, table, realtime_minus_monotonic_ns)
-    sink = pa.BufferOutputStream()
-    pq.write_table(narrow, sink, **_write_options(narrow.schema))
-    return sink.getvalue().to_pybytes()
+    pq.write_table(narrow, where, **_write_options(narrow.schema))
+    return narrow.schema.names
 
 
 def write_table_file(
@@ -168,27 +199,32 @@ def write_table_file(
     """Write `tables` (one kind each, in the in-memory representation) as one trace file
     of format 2, under a temporary name renamed into place when complete. Returns its
     size."""
-    offset = int((meta.get("clock") or {}).get("realtime_minus_monotonic_ns", 0))
-    parts = [encode_kind(t, offset) for t in tables if t.num_rows]
-    return _write_joined(path, parts, meta, force=force, template=True)
+    parts = [encode_kind(t, clock_offset(meta)) for t in tables if t.num_rows]
+    return write_joined(path, parts, _footer(meta), force=force, template=_template())
 
 
-def _write_joined(
-    out: Path, sources: list, meta: dict[str, Any], *, force: bool, template: bool
+def write_joined(
+    out: Path,
+    sources: list,
+    footer: dict[bytes, bytes],
+    *,
+    force: bool,
+    template: bytes | None,
 ) -> int:
-    """Join `sources` (kind files: template=True; or trace files) into `out` with `meta`
-    in its footer; the result appears under `out` only when complete."""
+    """Join `sources` into `out` (0600), with `footer` added to its key-value metadata:
+    narrow kind files under the schema of `template` (template_of()), or, with None,
+    files of one schema (trace files). The result appears under `out` only when
+    complete. Returns its size."""
     tmp = out.with_name(out.name + ".tmp")
     try:
         with os.fdopen(_open_exclusive(tmp, force=True), "wb") as f:
-            if template:
-                concat_to_template(sources, f, _template(), _footer(meta))
+            if template is not None:
+                concat_to_template(sources, f, template, footer)
             else:
-                concat(sources, f, _footer(meta))
+                concat(sources, f, footer)
             f.flush()
             os.fsync(f.fileno())
-        if not force and out.exists():
-            raise OutputError(f"{out} already exists", "pass --force to overwrite it")
+        refuse_existing(out, force)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -373,7 +409,7 @@ def merge_files(files: list[Path], out: Path, meta: dict[str, Any], *, force: bo
     """Join trace files (segments) into one trace file with `meta` in its footer, by
     copying their bytes (formats/parquet_concat.py); the result appears under `out` only
     when complete. Returns its size."""
-    return _write_joined(out, files, meta, force=force, template=False)
+    return write_joined(out, files, _footer(meta), force=force, template=None)
 
 
 @dataclass

@@ -106,9 +106,14 @@ def _common() -> list[pa.Field]:
     return out
 
 
-def kind_schema(t: EventType) -> pa.Schema:
-    """The format-2 columns of one kind's rows (what `bpfcap export --type` writes)."""
-    return _with_metadata(_common() + [x for f in t.fields if f.column for x in file_fields(f)])
+def kind_schema(t: EventType, raw: Iterable[str] | None = None) -> pa.Schema:
+    """The format-2 columns of one kind's rows (what `bpfcap export --type` writes): with
+    every `<name>_raw` companion, or only those named in `raw`."""
+    fields = _common() + [x for f in t.fields if f.column for x in file_fields(f)]
+    if raw is not None:
+        keep = set(raw)
+        fields = [f for f in fields if not f.name.endswith(RAW) or f.name in keep]
+    return _with_metadata(fields)
 
 
 def file_schema(types: Iterable[EventType]) -> pa.Schema:

@@ -183,6 +183,8 @@ def _value(t: int, v: Any) -> bytes:
             if len(items) < 15
             else (bytes([0xF0 | et]) + _varint(len(items)))
         )
+        if et == STRUCT:  # a struct item may come encoded already (see _null_chunk)
+            return head + b"".join(x if isinstance(x, bytes) else _struct(x) for x in items)
         return head + b"".join(_value(et, x) for x in items)
     if t == MAP:
         kt, vt, items = v
@@ -436,10 +438,11 @@ def _levels(n: int, max_level: int) -> bytes:
     return struct.pack("<I", len(run)) + run
 
 
-def _null_chunk(leaf: _Leaf, n: int, offset: int) -> tuple[bytes, list]:
-    """An all-null column chunk of n rows to be written at `offset`: its bytes (one
-    uncompressed data page whose levels are all 0, null at the top level) and its
-    ColumnChunk. The codec is per column chunk, so it may differ from its neighbours'."""
+@functools.lru_cache(maxsize=4096)
+def _null_parts(leaf: _Leaf, n: int) -> tuple[bytes, bytes, bytes, bytes]:
+    """What an all-null chunk of n rows of `leaf` is, but for where it is written: its
+    page, and its ColumnChunk in three pieces to be joined around that offset, encoded
+    once per leaf and row count (a segment joins dozens of them; see _null_chunk)."""
     body = (_levels(n, leaf.max_rep) if leaf.max_rep else b"") + _levels(n, leaf.max_def)
     stats = [[3, I64, n]]  # null_count
     data_page_header = [[1, I32, n], [2, I32, PLAIN], [3, I32, RLE], [4, I32, RLE]]
@@ -450,7 +453,8 @@ def _null_chunk(leaf: _Leaf, n: int, offset: int) -> tuple[bytes, list]:
         [5, STRUCT, [*data_page_header, [5, STRUCT, stats]]],
     ]
     page = _struct(page_header) + body
-    meta = [
+    # ColumnChunk {2: file_offset, 3: ColumnMetaData {..., 9: data_page_offset, 12: stats}}
+    before = [
         [1, I32, leaf.physical_type],
         [2, LIST, (I32, [PLAIN, RLE])],
         [3, LIST, (BINARY, list(leaf.path))],
@@ -458,10 +462,23 @@ def _null_chunk(leaf: _Leaf, n: int, offset: int) -> tuple[bytes, list]:
         [5, I64, n],
         [6, I64, len(page)],
         [7, I64, len(page)],
-        [9, I64, offset],
-        [12, STRUCT, stats],
     ]
-    return page, [[CC_FILE_OFFSET, I64, offset], [CC_META, STRUCT, meta]]
+    meta_head = _struct(before)[:-1]  # without its STOP: the fields go on
+    head = bytes([(CC_FILE_OFFSET << 4) | I64])
+    middle = bytes([(CC_META - CC_FILE_OFFSET) << 4 | STRUCT]) + meta_head
+    middle += bytes([(9 - 7) << 4 | I64])
+    tail = bytes([(12 - 9) << 4 | STRUCT]) + _struct(stats) + bytes([STOP, STOP])
+    return page, head, middle, tail
+
+
+def _null_chunk(leaf: _Leaf, n: int, offset: int) -> tuple[bytes, bytes]:
+    """An all-null column chunk of n rows to be written at `offset`: its bytes (one
+    uncompressed data page whose levels are all 0, null at the top level) and its
+    ColumnChunk, encoded. The codec is per column chunk, so it may differ from its
+    neighbours'."""
+    page, head, middle, tail = _null_parts(leaf, n)
+    at = _zigzag(offset)
+    return page, head + at + middle + at + tail
 
 
 def _add(fields: list, fid: int, n: int) -> None:

@@ -15,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from bpfcap.formats.schema import empty_table
+
 # Slot boundaries of BCC's log2 histograms: slot = max(1, bit_length(v)), so slot 1 holds
 # 0 and 1, slot 2 holds 2-3, slot 3 holds 4-7, ... (bcc-formats.md, section 2.1).
 _POW2 = np.array([1 << i for i in range(64)], dtype=np.uint64)
@@ -110,7 +112,7 @@ def count(chunks: Iterable[pa.Table], by: Sequence[str]) -> pa.Table:
     partials = [_partial(t, by) for t in chunks if t.num_rows]
     if not partials:
         schema = pa.schema([*(pa.field(b, pa.null()) for b in by), pa.field("count", pa.int64())])
-        return schema.empty_table()
+        return empty_table(schema)
     total = pa.concat_tables(partials).group_by(list(by)).aggregate([("count_all", "sum")])
     total = total.select([*by, "count_all_sum"]).rename_columns([*by, "count"])
     return total.sort_by([("count", "descending"), *((b, "ascending") for b in by)])

@@ -34,6 +34,7 @@ from bpfcap.analyze.common import (
 )
 from bpfcap.formats.errors import UsageError
 from bpfcap.formats.events import SCHEMA
+from bpfcap.formats.schema import empty_table
 
 # What Python's os.O_* are on Linux x86_64, which is what BCC's `-f` resolves names with
 # on the recording host. A table rather than `os`, so that a report on another OS (macOS
@@ -236,7 +237,7 @@ def opensnoop(
         "path": t["path"].combine_chunks(),
     }
     if options.full_path:
-        empty = SCHEMA.empty_table().select(["ts_ns", "tid", "dirs"])
+        empty = empty_table(SCHEMA).select(["ts_ns", "tid", "dirs"])
         out["path"] = pc.fill_null(full_paths(t, empty if cwds is None else cwds), out["path"])
     if options.tid is not None:
         out["tid"] = t["tid"].combine_chunks()

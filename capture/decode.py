@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
+from bpfcap.formats import arrow
 from bpfcap.formats.events import BY_KIND_ID
 from bpfcap.formats.schema import EventType, Field
 
@@ -40,7 +41,7 @@ def _short_cstrings(raw: np.ndarray) -> pa.Array:
     )
     enc = fixed.dictionary_encode()
     distinct = [v.split(b"\0", 1)[0] for v in enc.dictionary.to_pylist()]
-    return pa.DictionaryArray.from_arrays(enc.indices, pa.array(distinct, pa.binary()))
+    return pa.DictionaryArray.from_arrays(enc.indices, arrow.strings(distinct))
 
 
 def _cstrings(raw: np.ndarray) -> pa.Array:
@@ -64,22 +65,7 @@ def _sized_strings(window: np.ndarray, lengths: np.ndarray) -> pa.Array:
 def _constant_string(value: str, n: int) -> pa.Array:
     """`value` n times, as a dictionary of one (indices from calloc: nothing written)."""
     indices = pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(np.zeros(n, np.int32))])
-    return pa.DictionaryArray.from_arrays(indices, pa.array([value], pa.string()))
-
-
-def _numbers(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
-    """A numpy integer or bool column as an Arrow array, without pyarrow's generic
-    conversion (which costs more than the copy here)."""
-    values = np.ascontiguousarray(values)
-    if values.dtype == np.bool_:
-        return pa.array(values)
-    type_ = pa.from_numpy_dtype(values.dtype)
-    if mask is None or not mask.any():
-        return pa.Array.from_buffers(type_, len(values), [None, pa.py_buffer(values)])
-    validity = pa.py_buffer(np.packbits(~mask, bitorder="little"))
-    return pa.Array.from_buffers(
-        type_, len(values), [validity, pa.py_buffer(values)], null_count=int(mask.sum())
-    )
+    return pa.DictionaryArray.from_arrays(indices, arrow.strings([value], pa.string()))
 
 
 class _Events:
@@ -220,19 +206,19 @@ def _column(f: Field, ev: _Events | _TailEvents) -> pa.Array:
             strings = _cstrings(values[keep].reshape(-1, width))
         offsets = np.zeros(ev.n + 1, dtype=np.int32)
         np.cumsum(used, out=offsets[1:])
-        return pa.ListArray.from_arrays(pa.array(offsets), strings)
+        return pa.ListArray.from_arrays(arrow.numbers(offsets), strings)
     values = ev.field(f.name)
     if f.enum is not None:  # the codes are the indices of a dictionary of the names
         codes = values.astype(np.int32)
         unknown = codes >= len(f.enum)  # reads as null
         return pa.DictionaryArray.from_arrays(
-            _numbers(np.where(unknown, 0, codes), unknown), pa.array(f.enum, pa.string())
+            arrow.numbers(np.where(unknown, 0, codes), unknown), arrow.strings(f.enum, pa.string())
         )
     if f.boolean:
-        return pa.array(values != 0)
+        return arrow.bools(values != 0)
     if f.null_if is not None:
-        return _numbers(values, values == f.null_if)
-    return _numbers(values)
+        return arrow.numbers(values, values == f.null_if)
+    return arrow.numbers(values)
 
 
 def _table(t: EventType, ev: _Events | _TailEvents) -> pa.Table:

@@ -102,6 +102,7 @@ def opensnoop(trace: str, fmt: str, strict: bool, **flags: Any) -> None:
     from bpfcap.analyze.common import in_completion_order
     from bpfcap.cli.render import write
     from bpfcap.formats.events import BY_NAME, SCHEMA
+    from bpfcap.formats.schema import empty_table
     from bpfcap.formats.trace import open_trace
 
     options = analysis.Options(**flags)
@@ -129,7 +130,7 @@ def opensnoop(trace: str, fmt: str, strict: bool, **flags: Any) -> None:
         write(table, analysis.COLUMNS, fmt, out, header=header)
         header = False
     if header:  # no rows at all: still the header, as BCC prints it
-        empty = SCHEMA.empty_table().select(columns)
+        empty = empty_table(SCHEMA).select(columns)
         write(
             analysis.opensnoop(empty, options, start_ns=start_ns, first_us=first_us),
             analysis.COLUMNS,

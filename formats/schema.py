@@ -280,6 +280,12 @@ BATCH_HEADER_DTYPE = np.dtype(
 BATCH_HEADER_SIZE = BATCH_HEADER_DTYPE.itemsize
 
 
+def empty_table(schema: pa.Schema) -> pa.Table:
+    """A table of `schema` with no rows. (pyarrow's Schema.empty_table() imports pandas
+    when it is installed: half a second, and ~50 MB, for every command.)"""
+    return pa.Table.from_batches([], schema=schema)
+
+
 def trace_schema(types: list[EventType] | tuple[EventType, ...]) -> pa.Schema:
     """The Arrow schema of a trace holding `types`: kind, common columns, then each type's own."""
     fields: dict[str, Field] = {}

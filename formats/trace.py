@@ -45,6 +45,7 @@ from . import v2
 from .errors import IncompatibleTraceError, OutputError, TraceFormatError
 from .events import BY_NAME, EVENT_TYPES, SCHEMA
 from .parquet_concat import concat, concat_to_template
+from .schema import empty_table
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -123,7 +124,7 @@ def template_of(schema: pa.Schema) -> bytes:
     """A Parquet file of `schema` with no rows: the template parquet_concat joins narrow
     files under (its Arrow schema, field docs and pandas metadata included)."""
     sink = pa.BufferOutputStream()
-    pq.write_table(schema.empty_table(), sink, compression=COMPRESSION)
+    pq.write_table(empty_table(schema), sink, compression=COMPRESSION)
     return sink.getvalue().to_pybytes()
 
 
@@ -529,7 +530,7 @@ class Trace:
             raise TraceFormatError(f"unknown event type {kind!r}")
         names = columns or [f.name for f in t.columns]
         chunks = list(self.batches(kind, names))
-        return pa.concat_tables(chunks) if chunks else SCHEMA.empty_table().select(names)
+        return pa.concat_tables(chunks) if chunks else empty_table(SCHEMA).select(names)
 
 
 def _row_group_kinds(files: list[Path]) -> Iterator[tuple[Path, int, int, str | None]]:

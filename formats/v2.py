@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import arrow
 from .schema import COMMON_FIELDS, KIND_FIELD, EventType, Field
 
 RAW = "_raw"
@@ -267,13 +268,13 @@ def encode(t: EventType, table: pa.Table, realtime_minus_monotonic_ns: int) -> p
         else:
             cols[f.name] = arr
         if f.name == "ts_ns":
-            ts = table.column("ts_ns").to_numpy().view(np.int64)
-            cols["time"] = pa.array(ts + realtime_minus_monotonic_ns, TIME_FIELD.type)
+            ts = arrow.values(table.column("ts_ns"), np.int64)
+            cols["time"] = arrow.numbers(ts + realtime_minus_monotonic_ns, type_=TIME_FIELD.type)
     # Dictionary columns stay dictionaries: the Parquet writer writes them as they are
     # (the joined file's schema says string: that is what a dictionary is stored as).
     schema = kind_schema(t)
-    return pa.table(
-        cols,
+    return pa.Table.from_arrays(
+        list(cols.values()),
         schema=pa.schema([pa.field(n, c.type, schema.field(n).nullable) for n, c in cols.items()]),
     )
 

@@ -50,3 +50,30 @@ def test_dependencies_point_one_way():
         if "import bcc" in f.read_text()
     ]
     assert bcc_users == ["bpf_loader.py"]
+
+
+def test_recording_never_imports_pandas(tmp_path):
+    """pandas is for users' notebooks: importing it (pyarrow does, behind some calls,
+    e.g. Schema.empty_table(), pa.scalar()) costs half a second and ~50 MB, which the
+    recorder must not pay on a host that happens to have it. Decoding ring records and
+    writing a trace, in a fresh interpreter."""
+    code = f"""
+import sys
+from pathlib import Path
+import numpy as np
+from bpfcap.capture.decode import decode_records
+from bpfcap.formats.events import BY_NAME
+from bpfcap.formats import trace
+records = []
+for name in ("fork", "signal", "syscall"):
+    t = BY_NAME[name]
+    b = np.zeros(1, dtype=t.batch_dtype())
+    b["hdr"]["kind"], b["hdr"]["count"] = t.kind_id, 3
+    records.append(b.tobytes())
+tables = decode_records(records)
+trace.write_table_file(Path({str(tmp_path / "t.parquet")!r}), list(tables.values()), {{}})
+assert trace.open_trace({str(tmp_path / "t.parquet")!r}).read("signal").num_rows == 3
+assert "pandas" not in sys.modules, "pandas was imported"
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

@@ -80,9 +80,14 @@ class _Events:
         counts = np.minimum(self.batches["hdr"]["count"], t.batch)
         self.valid = np.arange(t.batch) < counts[:, None]
         self.n = int(counts.sum())
+        self._counts = counts
 
     def field(self, name: str) -> np.ndarray:
         return self.batches["ev"][name][self.valid]
+
+    def cpus(self) -> np.ndarray:
+        """Each event's CPU: its batch's."""
+        return np.repeat(self.batches["hdr"]["cpu"], self._counts)
 
     def window(self, name: str, width: int) -> np.ndarray:
         """(n, width) bytes starting at field `name` of each valid event, copying only
@@ -133,6 +138,7 @@ class _TailEvents:
         self.n = n = int(counts.sum())
         first = np.zeros(len(counts), np.int64)
         np.cumsum(counts[:-1], out=first[1:])
+        self._cpus = np.repeat(buf.view(np.uint32)[(starts + 8) // 4], counts)  # hdr.cpu
         rec = np.repeat(starts.astype(np.int64), counts)
         within = np.arange(n, dtype=np.int64) - np.repeat(first, counts)
         off = buf.view(np.uint16)[(rec + hdr_size) // 2 + within].astype(np.int64)
@@ -151,6 +157,9 @@ class _TailEvents:
 
     def field(self, name: str) -> np.ndarray:
         return self.head[name]
+
+    def cpus(self) -> np.ndarray:
+        return self._cpus
 
     def window(self, name: str, width: int) -> np.ndarray:
         return self.head[name].reshape(self.n, -1)[:, :width]
@@ -180,6 +189,8 @@ class _TailEvents:
 
 
 def _column(f: Field, ev: _Events | _TailEvents) -> pa.Array:
+    if f.batch:
+        return arrow.numbers(ev.cpus())
     if f.bytes_len is not None:
         raw = np.ascontiguousarray(ev.window(f.name, f.bytes_len))
         return pa.Array.from_buffers(pa.binary(f.bytes_len), ev.n, [None, pa.py_buffer(raw)])

@@ -252,10 +252,11 @@ class LoadedProgram:
         time.sleep(0.05)
         self._ring.consume(self.sink)
         for t in self._program.types:
-            for raw in self._percpu(f"{t.name}_batches", t.batch_dtype().itemsize):
+            for cpu, raw in enumerate(self._percpu(f"{t.name}_batches", t.batch_dtype().itemsize)):
                 if int.from_bytes(raw[4:8], "little"):
-                    # The kind is stamped only when a batch is sent; stamp it here.
-                    self.sink.add(t.kind_id.to_bytes(4, "little") + raw[4:])
+                    # Kind and CPU are stamped only when a batch is sent; stamp them here.
+                    kind, at = t.kind_id.to_bytes(4, "little"), cpu.to_bytes(4, "little")
+                    self.sink.add(kind + raw[4:8] + at + raw[12:])
 
     def close(self) -> None:
         self._ring.close()

@@ -46,6 +46,8 @@ class Field:
     enum: for an integer code, the names it maps to (stored as a string column).
     boolean: an integer flag stored as a bool column.
     null_if: an integer value that means "not known", stored as null.
+    batch: the column is the batch's (every event of a batch has the CPU it was sent
+    from), so the event struct does not hold it.
     """
 
     name: str
@@ -58,6 +60,7 @@ class Field:
     length: str | None = None
     column: bool = True
     null_if: int | None = None
+    batch: bool = False  # a column from the batch header (the CPU), not in the event struct
 
     @cached_property
     def string_shape(self) -> tuple[int, ...] | None:
@@ -118,7 +121,12 @@ COMMON_FIELDS: tuple[Field, ...] = (
     Field("tgid", "u32", "Process id (thread group id), what BCC tools call PID"),
     Field("tid", "u32", "Thread id (the kernel's task pid)"),
     Field("uid", "u32", "Real user id of the task"),
-    Field("cpu", "u32", "CPU the event was recorded on (for paired events: at completion)"),
+    Field(
+        "cpu",
+        "u32",
+        "CPU the event was recorded on (for paired events: at completion)",
+        batch=True,
+    ),
     Field("comm", "char[16]", "Task command name (at completion for paired events)"),
 )
 
@@ -180,14 +188,16 @@ class EventType:
     kernel_reads: tuple[KernelRead, ...] = ()
     with_types: tuple[str, ...] = ()
     emitted_by: str | None = None
-    all_fields: tuple[Field, ...] = field(init=False)
+    all_fields: tuple[Field, ...] = field(init=False)  # the event struct's members
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "all_fields", COMMON_FIELDS + self.fields)
+        object.__setattr__(
+            self, "all_fields", tuple(f for f in COMMON_FIELDS + self.fields if not f.batch)
+        )
 
     @property
     def columns(self) -> tuple[Field, ...]:
-        return tuple(f for f in self.all_fields if f.column)
+        return tuple(f for f in COMMON_FIELDS + self.fields if f.column)
 
     def c_struct(self) -> str:
         members = "\n".join("    " + f.c_decl() for f in self.all_fields)

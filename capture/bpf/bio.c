@@ -98,7 +98,6 @@ TRACEPOINT_PROBE(block, block_rq_complete)
         e->tgid = s->tgid;
         e->tid = s->tid;
         e->uid = s->uid;
-        e->cpu = bpf_get_smp_processor_id();
         __builtin_memcpy(&e->comm, &s->comm, sizeof(e->comm));
         e->dev = args->dev;
         e->sector = args->sector;

@@ -161,5 +161,4 @@ static __always_inline void cached_comm(void *dst, u64 *cache_gen, u64 *cache)
         (e)->tgid = (pid_tgid) >> 32;                   \
         (e)->tid = (u32)(pid_tgid);                     \
         (e)->uid = (u32)bpf_get_current_uid_gid();      \
-        (e)->cpu = bpf_get_smp_processor_id();          \
     } while (0)

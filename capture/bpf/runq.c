@@ -69,7 +69,6 @@ TRACEPOINT_PROBE(sched, sched_switch)
         e->tgid = s->tgid;
         e->tid = next;
         e->uid = 0;
-        e->cpu = bpf_get_smp_processor_id();
         e->reason = s->reason;
         bpf_probe_read_kernel(&e->comm, sizeof(e->comm), args->next_comm);
         runq_commit(b);

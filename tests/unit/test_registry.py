@@ -79,8 +79,10 @@ def test_registry_ids_and_names_unique():
     assert len(BY_NAME) == len(EVENT_TYPES)
 
 
-def _random_batches(t, n: int, rng) -> tuple[list[bytes], np.ndarray]:
-    """n random events of type t, packed into ring-buffer batch records."""
+def _random_batches(t, n: int, rng) -> tuple[list[bytes], np.ndarray, list[int]]:
+    """n random events of type t, packed into ring-buffer batch records (each from a CPU
+    of its own: the events' cpu column), and each event's CPU."""
+    cpus: list[int] = []
     ev = np.zeros(n, dtype=t.numpy_dtype())
     raw = ev.view(np.uint8).reshape(n, -1)
     raw[:] = rng.integers(0, 256, size=raw.shape, dtype=np.uint8)
@@ -104,9 +106,11 @@ def _random_batches(t, n: int, rng) -> tuple[list[bytes], np.ndarray]:
             b = np.zeros(1, dtype=t.batch_dtype())
             b["hdr"]["kind"] = t.kind_id
             b["hdr"]["count"] = len(chunk)
+            b["hdr"]["cpu"] = len(records) + 7
+            cpus += [len(records) + 7] * len(chunk)
             b["ev"][0, : len(chunk)] = chunk
             records.append(b.tobytes())
-        return records, ev
+        return records, ev, cpus
     # Events that vary in size, as the BPF code packs them: each takes the bytes up to the
     # end of its tail's used part, 8-aligned; `off` says where it starts; a batch is sent
     # when full or when a whole event struct would no longer fit after the used bytes.
@@ -118,6 +122,8 @@ def _random_batches(t, n: int, rng) -> tuple[list[bytes], np.ndarray]:
         if b is None:
             b = np.zeros(1, dtype=t.batch_dtype())
             b["hdr"]["kind"] = t.kind_id
+            b["hdr"]["cpu"] = len(records) + 7
+        cpus.append(len(records) + 7)
         i, used = int(b["hdr"]["count"][0]), int(b["hdr"]["used"][0])
         if len(shape) == 1:
             size = t.tail_offset + min(int(e[t.tail.length]), shape[0] - 1) + 1
@@ -134,17 +140,20 @@ def _random_batches(t, n: int, rng) -> tuple[list[bytes], np.ndarray]:
             b = None
     if b is not None:
         records.append(b.tobytes()[: data_at + int(b["hdr"]["used"][0])])
-    return records, ev
+    return records, ev, cpus
 
 
 @pytest.mark.parametrize("t", EVENT_TYPES, ids=lambda t: t.name)
 def test_decode_and_parquet_round_trip_is_lossless(t, tmp_path):
     rng = np.random.default_rng(t.kind_id)
-    records, ev = _random_batches(t, 3 * t.batch + 5, rng)
+    records, ev, cpus = _random_batches(t, 3 * t.batch + 5, rng)
     table = decode_records(records)[t.name]
     assert table.num_rows == len(ev)
     for f in t.columns:
         col = table.column(f.name).to_pylist()
+        if f.batch:
+            assert col == cpus
+            continue
         shape = f.string_shape
         if shape and len(shape) == 1 and f.length:
             want = [bytes(r)[: min(n, shape[0] - 1)] for r, n in zip(ev[f.name], ev[f.length])]

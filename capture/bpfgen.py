@@ -41,8 +41,9 @@ from bpfcap.formats.schema import BATCH_HEADER_SIZE, EventType
 
 from .btf import member_macro
 
-# 16 MiB: at 1M open events/s (~340 B each) that is ~50 ms of events, over twice the
-# recorder's busy drain period (20 ms); more would count in the recorder's RSS.
+# 16 MiB: ~0.7 s of this machine's open storm (80-byte records), ~270 ms of its getppid
+# storm (56 bytes, 1.1M/s), many times the recorder's busy drain period (20 ms); more
+# would count in the recorder's RSS (the ring is mapped, resident, in its memory).
 RINGBUF_PAGES = 4096
 FLUSH_HZ = 5  # the cpu-clock flush timer (busy CPUs); the uprobe flush runs every 100 ms
 # A libc function the recorder calls only to trigger the flush uprobe on a chosen CPU.

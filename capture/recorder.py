@@ -7,10 +7,10 @@ Timeline of a recording to OUT:
 2. With `-- COMMAND`, the command is forked first and held on a pipe; once the program is
    loaded its pid goes into the in-kernel `tracked` set and it is released, so its first
    instruction is already filtered in.
-3. Every DRAIN_BUSY_S (busy) to DRAIN_IDLE_S (quiet) the ring buffer is drained and
-   decoded in bulk into the current segment of `OUT.partial/`; every SEGMENT_S with rows
-   (every QUIET_SEGMENT_S without) that segment is written by a writer thread and renamed
-   into place, metadata in its footer. A recorder killed at any moment leaves every
+3. Every DRAIN_BUSY_S (busy) to DRAIN_IDLE_S (quiet) the ring buffer's records are copied
+   out (and counted); every SEGMENT_S or SEGMENT_MAX_ROWS with rows (every QUIET_SEGMENT_S
+   without) a writer thread decodes them in bulk into a segment of `OUT.partial/`, written
+   and renamed into place, metadata in its footer. A recorder killed at any moment leaves every
    closed segment readable.
 4. At stop: hooks detached, the rest drained (ring buffer and per-CPU partial batches),
    the last segment closed, all segments joined into OUT by copying bytes
@@ -55,8 +55,8 @@ SEGMENT_MAX_ROWS = 1 << 16
 # this the drain waits for it (the ring buffer then absorbs the storm, or counts loss).
 SEGMENT_HARD_MAX_ROWS = 1 << 18
 QUIET_SEGMENT_S = 10.0  # an empty segment (counters only) at least this often
-# At 1M events/s the 16 MiB ring buffer holds ~50 ms of opens (328 bytes each): when busy,
-# drain well within that; when quiet, rarely.
+# The 16 MiB ring buffer holds ~0.7 s of an open storm here (80-byte records) and ~270 ms
+# of a getppid storm (56 bytes): when busy, drain well within that; when quiet, rarely.
 DRAIN_BUSY_S = 0.02
 DRAIN_IDLE_S = 0.1
 BUSY_BYTES = 256 * 1024

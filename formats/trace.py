@@ -244,8 +244,6 @@ class SegmentDir:
     def __init__(self, path: Path, header: dict[str, Any]):
         self.path = path
         self.index = 0
-        self._pending: dict[str, list[pa.Table]] = {}
-        self._pending_rows = 0
         self._sizes = (0, 0)  # bytes in single segments, in all files (see _job)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpfcap-writer")
         self._writing: Future | None = None
@@ -274,52 +272,27 @@ class SegmentDir:
         """A segment is being written."""
         return self._writing is not None and not self._writing.done()
 
-    @property
-    def has_rows(self) -> bool:
-        return bool(self._pending)
-
-    @property
-    def pending_rows(self) -> int:
-        return self._pending_rows
-
-    def write(self, table: pa.Table) -> None:
-        """Add rows (of one kind) to the current segment."""
-        if table.num_rows:
-            self._pending.setdefault(table.column("kind")[0].as_py(), []).append(table)
-            self._pending_rows += table.num_rows
-
     def close_segment(
         self, meta: dict[str, Any], produce: Callable[[], list[pa.Table]] | None = None
     ) -> None:
-        """Write the current segment (an empty one if no rows came) and rename it into
-        place, in a writer thread: the caller goes back to draining the ring buffer while
-        Parquet encodes (pyarrow releases the GIL). `produce`, if given, is called in that
-        thread for more rows (the recorder decodes its raw records there). At most one
-        segment waits; an error of an earlier write is raised here or by finish()."""
+        """Write the next segment and rename it into place, in a writer thread: the caller
+        goes back to draining the ring buffer while Parquet encodes (pyarrow releases the
+        GIL). Its rows are the tables (one kind each) `produce` returns, called in that
+        thread (the recorder decodes its raw records there); without it the segment is
+        empty (fresh counters only). At most one segment waits; an error of an earlier
+        write is raised here or by finish()."""
         self.index += 1
-        pending, self._pending = self._pending, {}
-        self._pending_rows = 0
         path = self.path / f"seg-{self.index:06d}.parquet"
         meta = dict(meta, segment=self.index)
         if self._writing is not None:
             self._writing.result()  # at most one segment in flight; raises its error
-        self._writing = self._pool.submit(
-            self._job, self._write_segment, path, pending, meta, produce
-        )
+        self._writing = self._pool.submit(self._job, self._write_segment, path, meta, produce)
 
     @staticmethod
     def _write_segment(
-        path: Path,
-        pending: dict[str, list[pa.Table]],
-        meta: dict,
-        produce: Callable[[], list[pa.Table]] | None,
+        path: Path, meta: dict, produce: Callable[[], list[pa.Table]] | None
     ) -> None:
-        tables = [pa.concat_tables(ts) for ts in pending.values()]
-        pending.clear()
-        if produce is not None:
-            tables += produce()
-        write_table_file(path, tables, meta)
-        del tables
+        write_table_file(path, produce() if produce is not None else [], meta)
 
     def check(self) -> None:
         """Raise the error of a write that has failed (a full disk), without waiting for
@@ -337,8 +310,6 @@ class SegmentDir:
         self._pool.shutdown()
 
     def abort(self) -> None:
-        self._pending = {}
-        self._pending_rows = 0
         try:
             self.finish()
         except Exception:

@@ -252,8 +252,8 @@ def test_export_of_a_segment_directory(tmp_path, capsysbinary):
     header = builders.meta(clean_stop=False, events={})
     d = SegmentDir(tmp_path / "t.parquet.partial", header=header)
     for path in ("/a", ODD_PATH, "/b"):
-        d.write(builders.table([open_row(path=path)]))
-        d.close_segment(builders.meta(clean_stop=False))
+        rows = builders.table([open_row(path=path)])
+        d.close_segment(builders.meta(clean_stop=False), lambda rows=rows: [rows])
     d.finish()
     out = tmp_path / "open.parquet"
     assert cli(capsysbinary, "export", tmp_path / "t.parquet", "--type", "open", "-o", out)[0] == 0

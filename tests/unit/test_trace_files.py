@@ -151,8 +151,8 @@ def test_stock_readers_read_the_header_as_no_rows(tmp_path):
 def test_segments_rotate_and_merge_with_their_header(tmp_path):
     d = SegmentDir(tmp_path / "rot", header=meta(clean_stop=False, events={}))
     for i in range(3):
-        d.write(table([open_row(ts_ns=START_NS + i * S)]))
-        d.close_segment(meta(clean_stop=False))
+        rows = table([open_row(ts_ns=START_NS + i * S)])
+        d.close_segment(meta(clean_stop=False), lambda rows=rows: [rows])
         if i == 1:
             d.rotate(None)  # joins the header and segments 1-2
     d.finish()
@@ -165,8 +165,7 @@ def test_segments_rotate_and_merge_with_their_header(tmp_path):
     assert open_trace(out).read("open")["ts_ns"].to_pylist() == [START_NS + i * S for i in range(3)]
     # Before any rotation, sizes (for --max-size, --rotate SIZE) leave the header out.
     d2 = SegmentDir(tmp_path / "d2", header=meta(clean_stop=False, events={}))
-    d2.write(table([open_row()]))
-    d2.close_segment(meta(clean_stop=False))
+    d2.close_segment(meta(clean_stop=False), lambda: [table([open_row()])])
     d2.finish()
     assert [f.name for f in d2.data_files()] == ["seg-000001.parquet"]
     assert d2.closed_bytes() == (d2.path / "seg-000001.parquet").stat().st_size
@@ -201,8 +200,7 @@ def test_a_failed_segment_write_is_raised_without_waiting_for_the_next(tmp_path,
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     monkeypatch.setattr(trace, "write_table_file", full)
-    d.write(table([open_row()]))
-    d.close_segment(meta(clean_stop=False))
+    d.close_segment(meta(clean_stop=False), lambda: [table([open_row()])])
     deadline = time.monotonic() + 60  # the write runs in a thread: poll for its end
     with pytest.raises(OSError, match="No space left"):
         while time.monotonic() < deadline:

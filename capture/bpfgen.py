@@ -41,7 +41,7 @@ from bpfcap.formats.schema import BATCH_HEADER_SIZE, EventType
 
 from .btf import member_macro
 
-# 16 MiB: ~0.7 s of this machine's open storm (80-byte records), ~270 ms of its getppid
+# 16 MiB: ~0.9 s of this machine's open storm (80-byte records), ~270 ms of its getppid
 # storm (56 bytes, 1.1M/s), many times the recorder's busy drain period (20 ms); more
 # would count in the recorder's RSS (the ring is mapped, resident, in its memory).
 RINGBUF_PAGES = 4096

@@ -55,7 +55,7 @@ SEGMENT_MAX_ROWS = 1 << 16
 # this the drain waits for it (the ring buffer then absorbs the storm, or counts loss).
 SEGMENT_HARD_MAX_ROWS = 1 << 18
 QUIET_SEGMENT_S = 10.0  # an empty segment (counters only) at least this often
-# The 16 MiB ring buffer holds ~0.7 s of an open storm here (80-byte records) and ~270 ms
+# The 16 MiB ring buffer holds ~0.9 s of an open storm here (80-byte records) and ~270 ms
 # of a getppid storm (56 bytes): when busy, drain well within that; when quiet, rarely.
 DRAIN_BUSY_S = 0.02
 DRAIN_IDLE_S = 0.1

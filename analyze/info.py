@@ -48,6 +48,7 @@ def summarize(
         "kernel_reads": kernel_reads(meta),
         "exec_strings": exec_strings,
         "missed_runs": meta.get("missed_runs", {}),
+        "tree_filter_full": meta.get("tree_filter_full", 0),
         "settings": meta.get("settings", {}),
         "agent": meta.get("agent", {}),
         "processes_at_start": len(meta.get("processes", [])),

@@ -51,6 +51,10 @@ FLUSH_SYMBOL = "getpgid"
 
 # Hooks the in-kernel process-tree filter needs besides the types' own.
 TREE_HOOKS = ("sched:sched_process_fork", "sched:sched_process_exit")
+# Used by the tree filter where it exists: an exec by a thread drops the thread's old id.
+TREE_AUX_HOOKS = ("sched:sched_process_exec",)
+# The tree filter's bound where the host's pid_max is unknown: the kernel's PID_MAX_LIMIT.
+TREE_MAX = 1 << 22
 # Optional hooks that make recording cheaper where they exist (open's comm cache).
 AUX_HOOKS = ("task:task_rename",)
 
@@ -261,6 +265,7 @@ class Program:
 
     @property
     def stats_entries(self) -> int:
+        """Entries of the stats map before the last one, TREE_FULL_STAT."""
         return 2 * (max(t.kind_id for t in EVENT_TYPES) + 1)
 
 
@@ -276,12 +281,15 @@ def generate(
     syscalls: tuple[int, ...] | None = None,
     kernel_offsets: dict[str, dict[str, int]] | None = None,
     ringbuf_pages: int = RINGBUF_PAGES,
+    tree_max: int = TREE_MAX,
+    exit_group_dead: bool = True,
 ) -> Program:
     """The C text and -D flags recording `selected` with the hooks in `present`.
     `syscalls`: the system call numbers the syscall type records (None: all).
     `kernel_offsets`: for each kernel read the BPF code may do ("<type>.<read>", see
     formats KernelRead), the byte offsets of its struct members in this kernel (from its
-    BTF); reads not given are compiled out."""
+    BTF); reads not given are compiled out. `tree_max`: how many tasks the tree filter
+    holds (the host's pid_max); `exit_group_dead`: sched_process_exit has that field."""
     types = tuple(t for t in EVENT_TYPES if t in selected or (filter_tree and t is FORK))
     max_kind = max(t.kind_id for t in EVENT_TYPES)
     parts = [
@@ -308,7 +316,9 @@ def generate(
     if filter_tgid is not None:
         cflags.append(f"-DFILTER_TGID={filter_tgid}")
     if filter_tree:
-        cflags.append("-DFILTER_TREE")
+        cflags += ["-DFILTER_TREE", f"-DTRACKED_MAX={tree_max}"]
+        if exit_group_dead:
+            cflags.append("-DHAVE_FIELD_sched_process_exit_group_dead")
     if task_storage:
         cflags.append("-DHAVE_TASK_STORAGE")
     if filter_comm is not None:
@@ -328,7 +338,7 @@ def generate(
     cflags += [f"-D{member_macro(m)}={off}" for m, off in sorted(members.items())]
     hooks = {tp for t in types for group in t.hooks for tp in group}
     if filter_tree:
-        hooks.update(TREE_HOOKS)
+        hooks.update(TREE_HOOKS + TREE_AUX_HOOKS)
     hooks.update(AUX_HOOKS)
     cflags += sorted(f"-D{hook_macro(tp)}" for tp in hooks if tp in present)
     return Program("\n".join(parts), cflags, types, ringbuf_pages)

@@ -103,6 +103,29 @@ def present_tracepoints(names: set[str]) -> set[str]:
     return {n for n in names if os.path.isdir(root / "events" / n.replace(":", "/"))}
 
 
+def tracepoint_has_field(name: str, field: str) -> bool:
+    """Whether tracepoint `name` (cat:event) has argument `field`, from its format file."""
+    root = tracefs_root()
+    if root is None:
+        return False
+    try:
+        text = (root / "events" / name.replace(":", "/") / "format").read_text()
+    except OSError:
+        return False
+    return any(
+        line.strip().startswith("field:") and line.split(";")[0].split()[-1].split("[")[0] == field
+        for line in text.splitlines()
+    )
+
+
+def pid_max() -> int | None:
+    """The host's pid_max (the most task ids at once), or None if unreadable."""
+    try:
+        return int(Path("/proc/sys/kernel/pid_max").read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def _capabilities() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("CapEff:"):

@@ -231,6 +231,12 @@ class LoadedProgram:
                 out[cpu, 2 * t.kind_id + 1] += h["lost"]
         return out
 
+    def tree_full(self) -> int:
+        """Tasks the tree filter could not add (stats[TREE_FULL_STAT], all CPUs)."""
+        i = self._program.stats_entries
+        raw = map_lookup(self.maps["stats"], struct.pack("<I", i), 8 * self._ncpu)
+        return int(np.frombuffer(raw, dtype=np.uint64).sum())
+
     def missed_runs(self) -> dict[str, int]:
         """Runs of each program the kernel skipped (see prog_recursion_misses), where
         any were."""

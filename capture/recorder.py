@@ -43,7 +43,15 @@ from bpfcap.formats.trace import (
 
 from . import host
 from .bpf_loader import BCC_FIX
-from .bpfgen import AUX_HOOKS, FLUSH_HZ, RINGBUF_PAGES, TREE_HOOKS, generate
+from .bpfgen import (
+    AUX_HOOKS,
+    FLUSH_HZ,
+    RINGBUF_PAGES,
+    TREE_AUX_HOOKS,
+    TREE_HOOKS,
+    TREE_MAX,
+    generate,
+)
 from .btf import resolve_reads
 from .decode import Records, decode_buffers
 
@@ -82,6 +90,7 @@ class RecordOptions:
     rotate_bytes: int | None = None
     keep: int | None = None
     ringbuf_pages: int = RINGBUF_PAGES
+    tree_max: int | None = None  # the tree filter's bound (None: the host's pid_max)
 
     @property
     def rotating(self) -> bool:
@@ -250,6 +259,7 @@ class Recorder:
         self.log = log
         self._stop_reason: str | None = None
         self._told_stopping = False
+        self._told_tree_full = False
         self._rotate_now = False
         self._old_handlers: dict = {}
         self.written = {t.name: 0 for t in EVENT_TYPES}
@@ -290,7 +300,7 @@ class Recorder:
         filter_tree = bool(opts.command)
         wanted = {tp for t in opts.events for g in t.hooks for tp in g}
         if filter_tree:
-            wanted.update(TREE_HOOKS)
+            wanted.update(TREE_HOOKS + TREE_AUX_HOOKS)
         present = host.present_tracepoints(wanted | set(AUX_HOOKS))
         self.comm_cache = host.task_storage() and "task:task_rename" in present
         # Kernel struct members, located in this kernel's BTF (never from headers).
@@ -340,6 +350,8 @@ class Recorder:
             syscalls=opts.syscalls,
             kernel_offsets=offsets,
             ringbuf_pages=opts.ringbuf_pages,
+            tree_max=opts.tree_max or min(host.pid_max() or TREE_MAX, TREE_MAX),
+            exit_group_dead=host.tracepoint_has_field("sched:sched_process_exit", "group_dead"),
         )
         from .kernel import LoadedProgram
 
@@ -595,13 +607,20 @@ class Recorder:
                 "seen": int(seen.sum()),
                 "lost": int(lost.sum()),
                 "over_limit": self.over_limit[t.name],
-                "lost_timeline": line,
+                "lost_timeline": [list(x) for x in line],  # a copy: the writer thread has it
                 "written": self.written[t.name],
                 "seen_per_cpu": [int(x) for x in seen],
                 "lost_per_cpu": [int(x) for x in lost],
             }
         self._segment_from_ns = now_ns
         missed = loaded.missed_runs()
+        tree_full = loaded.tree_full() if self.opts.command else 0
+        if tree_full and not self._told_tree_full:
+            self._told_tree_full = True
+            self.log(
+                f"warning: the process-tree filter is full ({tree_full} new tasks of the "
+                "command not followed): their events are not recorded"
+            )
         ru = resource.getrusage(resource.RUSAGE_SELF)
         agent = dict(
             self.static_meta["agent"],
@@ -626,5 +645,8 @@ class Recorder:
             # Program runs the kernel skipped (another BPF program was running on that
             # CPU), by program: events that may be missing without being counted lost.
             missed_runs=missed,
+            # New tasks of `-- COMMAND` the in-kernel tree filter could not add (its
+            # bound, the host's pid_max, or kernel memory): their events are missing.
+            tree_filter_full=tree_full,
             agent=agent,
         )

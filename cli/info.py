@@ -97,6 +97,11 @@ def _text(path: str, s: dict) -> list[str]:
             "program was running on that CPU): "
             + ", ".join(f"{k} {v}" for k, v in sorted(missed.items()))
         )
+    if s.get("tree_filter_full"):
+        out.append(
+            f"missed:     {s['tree_filter_full']} new tasks of the command not followed "
+            "(the process-tree filter was full): their events are not recorded"
+        )
     out.append("probes:")
     for p in s["probes"]:
         why = f": {p['reason']}" if p.get("reason") else ""

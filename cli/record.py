@@ -75,6 +75,13 @@ examples:
     hidden=True,
     help="Ring buffer size in pages (tests and tuning).",
 )
+@click.option(
+    "--tree-max",
+    type=click.IntRange(min=1),
+    default=None,
+    hidden=True,
+    help="Bound of the -- COMMAND process-tree filter (tests; default: the host's pid_max).",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- COMMAND [ARGS]...]")
 def record(
     events,
@@ -90,6 +97,7 @@ def record(
     force,
     ebpf,
     ringbuf_pages,
+    tree_max,
     command,
 ) -> None:
     """Record kernel events into a Parquet trace (needs root).
@@ -131,6 +139,7 @@ def record(
     opts.keep = keep
     if ringbuf_pages is not None:
         opts.ringbuf_pages = ringbuf_pages
+    opts.tree_max = tree_max
     result = Recorder(opts, log=lambda msg: click.echo(msg, err=True)).run()
     click.echo(f"Wrote {result.path} ({result.events} events, {result.lost} lost)", err=True)
     if opts.keep is not None:

@@ -998,6 +998,12 @@ def _warn(
             "some events may be missing",
             err=True,
         )
+    if t.meta.get("tree_filter_full"):
+        click.echo(
+            f"bpfcap: {t.meta['tree_filter_full']} new tasks of the recorded command were "
+            "not followed (the process-tree filter was full): their events are missing",
+            err=True,
+        )
     if t.meta.get("clean_stop", True) is False:
         click.echo(
             f"bpfcap: {t.path}: recording did not stop cleanly; showing what reached disk", err=True

@@ -641,6 +641,7 @@ _META_SHAPE = {
     "agent": lambda v: isinstance(v, dict),
     "probes": lambda v: isinstance(v, list) and all(isinstance(p, dict) for p in v),
     "missed_runs": _dict_of(_is_int),
+    "tree_filter_full": _is_int,
     "kernel_reads": _dict_of(
         lambda r: (
             isinstance(r, dict)

@@ -30,7 +30,7 @@ BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
  * filters, lost those that never reached the ring buffer. The common case is counted in
  * the batch header (the program holds a pointer to it anyway); this map only takes the
  * rare entry-stash failures: [2*kind] seen, [2*kind+1] lost. written + lost == seen. */
-BPF_PERCPU_ARRAY(stats, u64, 2 * (MAX_KIND + 1));
+BPF_PERCPU_ARRAY(stats, u64, 2 * (MAX_KIND + 1) + 1);
 
 struct batch_hdr {
     u32 kind;
@@ -45,7 +45,14 @@ struct batch_hdr {
 #define SOCK_ID_MASK 0x7fffffffffffffffULL
 
 #ifdef FILTER_TREE
-BPF_HASH(tracked, u32, u8, 65536);
+/* The command's tasks: each process by its tgid, each thread by its tid (scheduler events
+ * of a task whose tgid is unknown match by tid). A task leaves at its exit (a process at
+ * its group's death) and an exec from a thread drops its old tid: an id left behind
+ * would, once pids wrap, record an unrelated process. TRACKED_MAX is the host's pid_max
+ * (every id at once); entries are allocated as added. A task that cannot be added (out
+ * of memory) is counted at stats[TREE_FULL_STAT] and said in the trace. */
+BPF_F_TABLE("hash", u32, u8, tracked, TRACKED_MAX, BPF_F_NO_PREALLOC);
+#define TREE_FULL_STAT (2 * (MAX_KIND + 1))
 #endif
 
 static __always_inline void count_stat(u32 idx, u64 n)
@@ -54,6 +61,23 @@ static __always_inline void count_stat(u32 idx, u64 n)
     if (v)
         *v += n;
 }
+
+#ifdef FILTER_TREE
+static __always_inline void tree_add(u32 id)
+{
+    u8 one = 1;
+    if (tracked.update(&id, &one))
+        count_stat(TREE_FULL_STAT, 1);
+}
+
+/* An exec by a thread (old_pid, its tid) makes it the group leader (pid): the old id
+ * is gone. */
+static __always_inline void tree_exec(u32 old_pid, u32 pid)
+{
+    if (old_pid != pid)
+        tracked.delete(&old_pid);
+}
+#endif
 
 /* Whether events of process `tgid` are recorded: never the recorder's own or its
  * loader's; with -p only that process; with -- COMMAND only its tree. */

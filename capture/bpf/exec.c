@@ -195,6 +195,9 @@ static __always_inline int exec_exit(long ret)
  * with strings unread at entry need anything here. */
 TRACEPOINT_PROBE(sched, sched_process_exec)
 {
+#ifdef FILTER_TREE
+    tree_exec(args->old_pid, args->pid);
+#endif
     u32 tgid = bpf_get_current_pid_tgid() >> 32;
     struct exec_event *s = exec_start_get(tgid);
     if (!s || !s->args_unread)

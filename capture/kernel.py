@@ -182,13 +182,22 @@ class LoadedProgram:
 
     def flush(self) -> None:
         """Make every CPU send its partial batches: run this thread on each CPU in turn
-        and call the uprobed function there."""
+        and call the uprobed function there. A CPU this thread may no longer run on (a
+        cpuset shrunk, a CPU taken offline) is skipped: its partial batches wait for one
+        that allows it again, or for stop(), which reads every CPU's."""
+        flush = getattr(_libc, FLUSH_SYMBOL)
         try:
-            for cpu in self._cpus:
-                os.sched_setaffinity(0, {cpu})
-                getattr(_libc, FLUSH_SYMBOL)(0)
+            for cpu in range(self._ncpu):
+                try:
+                    os.sched_setaffinity(0, {cpu})
+                except OSError:  # EINVAL: not allowed here (now), or not a CPU
+                    continue
+                flush(0)
         finally:
-            os.sched_setaffinity(0, self._cpus)
+            try:
+                os.sched_setaffinity(0, self._cpus)
+            except OSError:  # none of the CPUs we started on is allowed any more
+                os.sched_setaffinity(0, range(self._ncpu))
 
     @property
     def ring_high_water(self) -> int:
@@ -253,6 +262,7 @@ class LoadedProgram:
         any more)."""
         for fd in self._attachments:
             os.close(fd)
+            self._fds.remove(fd)  # close() must not close the number again: it may be reused
         self._attachments = []
         # Let programs that were running on other CPUs at detach time finish.
         time.sleep(0.05)
@@ -267,10 +277,7 @@ class LoadedProgram:
     def close(self) -> None:
         self._ring.close()
         for fd in self._fds:
-            try:
-                os.close(fd)
-            except OSError:
-                pass  # attachments closed by stop()
+            os.close(fd)
         self._fds = []
 
 

@@ -253,10 +253,36 @@ def _spawn_held(command: list[str]) -> tuple[int, int]:
     return pid, w
 
 
+class _WriteFailed(Exception):
+    """Writing the trace failed (the OSError is its cause): the one failure that stops a
+    recording."""
+
+
+def _writing(action: Callable[..., None], *args) -> None:
+    """`action(*args)`, a step that writes the trace: its OSError becomes _WriteFailed."""
+    try:
+        action(*args)
+    except OSError as e:
+        raise _WriteFailed() from e
+
+
+def _never_raises(log: Callable[[str], None]) -> Callable[[str], None]:
+    """`log`, made unable to stop the recording: a message to a terminal that hung up
+    (EIO), a closed pipe (EPIPE) or a full log file is dropped, not raised."""
+
+    def say(msg: str) -> None:
+        try:
+            log(msg)
+        except (OSError, ValueError):  # ValueError: the stream was closed
+            pass
+
+    return say
+
+
 class Recorder:
     def __init__(self, opts: RecordOptions, log: Callable[[str], None]):
         self.opts = opts
-        self.log = log
+        self.log = _never_raises(log)
         self._stop_reason: str | None = None
         self._told_stopping = False
         self._told_tree_full = False
@@ -467,7 +493,7 @@ class Recorder:
                     next_flush = now + FLUSH_S * 1e9
                 drained = loaded.drain(flush=flush)
                 self._check_limit(loaded.sink)
-                segments.check()  # a failed write (a full disk) stops the recording now
+                _writing(segments.check)  # a failed write (a full disk) stops it now
                 # Busy: drain often, the ring buffer holds only tens of ms at storm rates.
                 # Quiet: wake rarely, so that an idle recorder costs next to nothing.
                 nap = DRAIN_BUSY_S if drained > BUSY_BYTES else DRAIN_IDLE_S
@@ -490,28 +516,33 @@ class Recorder:
                 if (full or now >= next_segment) and not wait:
                     # A segment when rows came, else only now and then (fresh counters).
                     if pending or now - last_written >= QUIET_SEGMENT_S * 1e9:
-                        self._close_segment(segments, loaded, now, clean=False)
+                        _writing(self._close_segment, segments, loaded, now, False)
                         last_written = now
                     next_segment = (now if full else next_segment) + SEGMENT_S * 1e9
                 if opts.rotating and self._rotation_due(segments, now, rotated_at):
-                    segments.rotate(opts.keep)
+                    _writing(segments.rotate, opts.keep)
                     rotated_at, self._rotate_now = now, False
-        except OSError as e:
-            error = e
+        except _WriteFailed as e:
+            error = e.__cause__
+        except BaseException:
+            # Not a write: an error of bpfcap itself. What is closed stays readable.
+            loaded.stop()
+            segments.abort()
+            raise
         # Stop: nothing more can arrive once the hooks are detached.
         if error is None:
+            loaded.stop()
+            self._check_limit(loaded.sink)
+            end = time.monotonic_ns()
             try:
-                loaded.stop()
-                self._check_limit(loaded.sink)
-                end = time.monotonic_ns()
                 # The last segment says the recording ended cleanly: should the merge
                 # below fail (a full disk), the segment directory is a whole trace.
-                self._close_segment(segments, loaded, end, clean=True)
+                _writing(self._close_segment, segments, loaded, end, True)
                 if opts.rotating:
-                    segments.rotate(opts.keep)
-                segments.finish()
-            except OSError as e:
-                error = e
+                    _writing(segments.rotate, opts.keep)
+                _writing(segments.finish)
+            except _WriteFailed as e:
+                error = e.__cause__
         if error is not None:
             segments.abort()
             kept = segments.data_files()  # not the header: it holds no events

@@ -140,15 +140,24 @@ def record(
     if ringbuf_pages is not None:
         opts.ringbuf_pages = ringbuf_pages
     opts.tree_max = tree_max
-    result = Recorder(opts, log=lambda msg: click.echo(msg, err=True)).run()
-    click.echo(f"Wrote {result.path} ({result.events} events, {result.lost} lost)", err=True)
+    result = Recorder(opts, log=_say).run()
+    _say(f"Wrote {result.path} ({result.events} events, {result.lost} lost)")
     if opts.keep is not None:
         from bpfcap.formats.trace import open_trace, rows_by_kind
 
         kept = sum(rows_by_kind(open_trace(result.path)).values())
-        click.echo(f"  of which the newest {kept} are kept (--keep {opts.keep})", err=True)
+        _say(f"  of which the newest {kept} are kept (--keep {opts.keep})")
     if result.exit_status:
         sys.exit(result.exit_status)
+
+
+def _say(msg: str) -> None:
+    """A message on stderr, where there is one: the trace is written, and the exit status
+    is the command's, whether or not the terminal is still there to read it."""
+    try:
+        click.echo(msg, err=True)
+    except (OSError, ValueError):
+        pass
 
 
 def parse_rotate(text: str) -> tuple[float | None, int | None]:

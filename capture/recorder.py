@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pwd
 import resource
 import shutil
 import signal
@@ -91,6 +92,7 @@ class RecordOptions:
     keep: int | None = None
     ringbuf_pages: int = RINGBUF_PAGES
     tree_max: int | None = None  # the tree filter's bound (None: the host's pid_max)
+    user: pwd.struct_passwd | None = None  # --user: who runs -- COMMAND (None: as we are)
 
     @property
     def rotating(self) -> bool:
@@ -115,21 +117,45 @@ def validate(opts: RecordOptions) -> None:
         raise OutputError(f"cannot write {opts.output}: permission denied on {e.filename}") from e
 
 
+# Bounds of user-supplied numbers, checked before anything attaches: a year of
+# recording, of rotation period; 2^18 ring buffer pages (1 GiB).
+MAX_SECONDS = 366 * 86400.0
+MAX_RINGBUF_PAGES = 1 << 18
+
+
+def _shown(arg: str) -> str:
+    """A command-line argument as text to print: bytes that are not UTF-8 as \\xNN."""
+    return os.fsencode(arg).decode("utf-8", "backslashreplace")
+
+
+def _seconds(value: float | None, what: str) -> None:
+    if value is not None and not (0 < value <= MAX_SECONDS):  # NaN fails both
+        raise UsageError(
+            f"{what} must be a number of seconds in (0, {MAX_SECONDS:.0f}], not {value}"
+        )
+
+
 def _validate(opts: RecordOptions) -> None:
     out = opts.output
-    if opts.duration is not None and opts.duration <= 0:
-        raise UsageError(f"duration must be positive, not {opts.duration}")
+    _seconds(opts.duration, "duration")
+    _seconds(opts.rotate_s, "--rotate")
     if opts.max_events is not None and opts.max_events <= 0:
         raise UsageError(f"--max-events must be positive, not {opts.max_events}")
     if opts.max_size is not None and opts.max_size <= 0:
         raise UsageError(f"--max-size must be positive, not {opts.max_size}")
     if opts.pid is not None and not Path(f"/proc/{opts.pid}").is_dir():
         raise UsageError(f"no process with pid {opts.pid}")
-    if opts.comm is not None and not 0 < len(opts.comm.encode()) <= 15:
+    if opts.comm is not None and not 0 < len(os.fsencode(opts.comm)) <= 15:
         raise UsageError(f"-n {opts.comm!r}: a task name has 1 to 15 bytes")
     pages = opts.ringbuf_pages
-    if pages < 8 or pages & (pages - 1):
-        raise UsageError(f"ring buffer pages must be a power of two >= 8, not {pages}")
+    if not 8 <= pages <= MAX_RINGBUF_PAGES or pages & (pages - 1):
+        raise UsageError(
+            f"ring buffer pages must be a power of two in [8, {MAX_RINGBUF_PAGES}], not {pages}"
+        )
+    if opts.tree_max is not None and not 1 <= opts.tree_max <= TREE_MAX:
+        raise UsageError(f"--tree-max must be in [1, {TREE_MAX}], not {opts.tree_max}")
+    if opts.user is not None and opts.command is None:
+        raise UsageError("--user sets who runs -- COMMAND", "add -- COMMAND")
     if opts.command:
         if shutil.which(opts.command[0]) is None:
             raise UsageError(f"command not found: {opts.command[0]}")
@@ -236,8 +262,12 @@ def _rows_in(segment: Path) -> int:
         return 0
 
 
-def _spawn_held(command: list[str]) -> tuple[int, int]:
-    """Fork `command`, held until a byte arrives on the returned pipe (EOF: it exits)."""
+def _spawn_held(command: list[str], user: pwd.struct_passwd | None = None) -> tuple[int, int]:
+    """Fork `command`, held until a byte arrives on the returned pipe (EOF: it exits).
+    It starts as it would from the shell: the signals Python ignores (SIGPIPE, SIGXFSZ)
+    back to their default, no signal blocked; every other disposition inherited (a
+    `nohup` stays in force). With `user`, as `sudo -u USER` runs it: that user's uid,
+    gid and groups, and HOME, USER, LOGNAME and SHELL."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
@@ -246,7 +276,24 @@ def _spawn_held(command: list[str]) -> tuple[int, int]:
             go = os.read(r, 1)
             os.close(r)
             if go == b"x":
-                os.execvp(command[0], command)
+                for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+                    signal.signal(sig, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, [])
+                env = os.environ
+                if user is not None:
+                    os.initgroups(user.pw_name, user.pw_gid)
+                    os.setgid(user.pw_gid)
+                    os.setuid(user.pw_uid)
+                    env = dict(
+                        env,
+                        HOME=user.pw_dir,
+                        USER=user.pw_name,
+                        LOGNAME=user.pw_name,
+                        SHELL=user.pw_shell or "/bin/sh",
+                    )
+                os.execvpe(command[0], command, env)
+        except OSError as e:  # exec (or the user switch) failed: say why, as a shell would
+            os.write(2, f"bpfcap: {command[0]}: {e}\n".encode(errors="replace"))
         finally:
             os._exit(127)
     os.close(r)
@@ -364,7 +411,7 @@ class Recorder:
         )
         child = release = None
         if opts.command:
-            child, release = _spawn_held(opts.command)
+            child, release = _spawn_held(opts.command, opts.user)
         program = generate(
             opts.events,
             present,
@@ -372,7 +419,7 @@ class Recorder:
             filter_tgid=opts.pid,
             filter_tree=filter_tree,
             task_storage=host.task_storage(),
-            filter_comm=opts.comm.encode() if opts.comm else None,
+            filter_comm=os.fsencode(opts.comm) if opts.comm else None,
             syscalls=opts.syscalls,
             kernel_offsets=offsets,
             ringbuf_pages=opts.ringbuf_pages,
@@ -457,7 +504,7 @@ class Recorder:
             else f"pid {opts.pid}"
             if opts.pid
             else "system-wide"
-        ) + (f", tasks named {opts.comm}" if opts.comm else "")
+        ) + (f", tasks named {_shown(opts.comm)}" if opts.comm else "")
         length = f" for {opts.duration:g} s" if opts.duration else ""
         # Ours until the trace is written (run() restores them): see _on_signal. Installed
         # before "Recording" is said: whoever waits for that line (a script, the tests)

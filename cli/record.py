@@ -76,6 +76,14 @@ examples:
     help="Ring buffer size in pages (tests and tuning).",
 )
 @click.option(
+    "-u",
+    "--user",
+    metavar="USER",
+    help="Run -- COMMAND as USER (name or uid), as `sudo -u USER` would: its uid, groups, "
+    "HOME, USER, LOGNAME, SHELL. Default: as bpfcap runs (root). Under sudo, "
+    '--user "$SUDO_USER" runs it as you.',
+)
+@click.option(
     "--tree-max",
     type=click.IntRange(min=1),
     default=None,
@@ -97,6 +105,7 @@ def record(
     force,
     ebpf,
     ringbuf_pages,
+    user,
     tree_max,
     command,
 ) -> None:
@@ -140,6 +149,7 @@ def record(
     if ringbuf_pages is not None:
         opts.ringbuf_pages = ringbuf_pages
     opts.tree_max = tree_max
+    opts.user = parse_user(user) if user is not None else None
     result = Recorder(opts, log=_say).run()
     _say(f"Wrote {result.path} ({result.events} events, {result.lost} lost)")
     if opts.keep is not None:
@@ -186,9 +196,24 @@ def parse_size(text: str, flag: str = "--max-size") -> int:
         value = float(num) * units[unit]
     except ValueError:
         value = -1
-    if value <= 0:
-        raise UsageError(f"{flag} {text}: a size such as 500M or 2G")
+    if not 1 <= value <= MAX_SIZE:  # NaN fails both
+        raise UsageError(f"{flag} {text}: a size such as 500M or 2G (at most 1P)")
     return int(value)
+
+
+MAX_SIZE = 1 << 50
+
+
+def parse_user(text: str):
+    """--user NAME|UID: the passwd entry the command runs as."""
+    import pwd
+
+    from bpfcap.formats.errors import UsageError
+
+    try:
+        return pwd.getpwuid(int(text)) if text.isdigit() else pwd.getpwnam(text)
+    except (KeyError, ValueError, OverflowError):
+        raise UsageError(f"--user {text}: no such user") from None
 
 
 def _syscall_numbers(names: str, types) -> tuple[int, ...]:

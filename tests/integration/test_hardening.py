@@ -206,3 +206,61 @@ def test_shrinking_cpuset_does_not_stop_the_recording(tmp_path: Path) -> None:
             p.kill()
             p.wait()
         group.rmdir()
+
+
+def _status(text: str) -> dict[str, str]:
+    return dict(ln.split(":\t", 1) for ln in text.splitlines() if ":\t" in ln)
+
+
+def test_command_starts_as_from_the_shell(tmp_path: Path) -> None:
+    """The command's signal dispositions and mask are a shell's (Python ignores SIGPIPE
+    and SIGXFSZ; that used to leak into the command): `yes | head -1` ends by SIGPIPE."""
+    show = "grep -E '^(SigIgn|SigBlk):' /proc/self/status"
+    r = bpfcap("record", "-e", "exec", "-o", tmp_path / "a.parquet", "--", "sh", "-c", show)
+    direct = subprocess.run(["sh", "-c", show], capture_output=True, text=True).stdout
+    assert _status(r.stdout.decode()) == _status(direct)
+    assert int(_status(r.stdout.decode())["SigIgn"], 16) & (1 << (signal.SIGPIPE - 1)) == 0
+    pipeline = "yes | head -1 >/dev/null; exit ${PIPESTATUS[0]}"
+    r = bpfcap(
+        "record",
+        "-e",
+        "exec",
+        "-o",
+        tmp_path / "b.parquet",
+        "--",
+        "bash",
+        "-c",
+        pipeline,
+        check=False,
+    )
+    assert r.returncode == 128 + signal.SIGPIPE, r.stderr  # yes died of SIGPIPE
+    assert b"Broken pipe" not in r.stderr
+
+
+def test_command_runs_as_user(tmp_path: Path) -> None:
+    """--user runs the command as `sudo -u` would; it is recorded all the same."""
+    out = tmp_path / "t.parquet"
+    tmp_path.chmod(0o755)
+    show = "id -u; id -g; echo $HOME $USER $LOGNAME; cat /etc/hostname >/dev/null"
+    r = bpfcap("record", "-e", "open", "--user", "nobody", "-o", out, "--", "sh", "-c", show)
+    uid, gid, env = r.stdout.decode().splitlines()
+    assert (uid, gid) == ("65534", "65534")
+    assert env == "/nonexistent nobody nobody"
+    rows = open_trace(out).read("open", ["uid", "path"]).to_pylist()
+    assert {r["uid"] for r in rows if r["path"] == b"/etc/hostname"} == {65534}
+
+
+def test_comm_filter_takes_any_bytes(tmp_path: Path) -> None:
+    """-n with bytes that are not UTF-8 (a task may name itself so) records, not exit 70."""
+    r = bpfcap(
+        "record",
+        "-e",
+        "open",
+        "-n",
+        os.fsdecode(b"\xff"),
+        "-d",
+        "0.5",
+        "-o",
+        tmp_path / "t.parquet",
+    )
+    assert b"tasks named \\xff" in r.stderr

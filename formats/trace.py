@@ -30,6 +30,7 @@ import functools
 import json
 import os
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -216,9 +217,15 @@ def write_joined(
     narrow kind files under the schema of `template` (template_of()), or, with None,
     files of one schema (trace files). The result appears under `out` only when
     complete. Returns its size."""
-    tmp = out.with_name(out.name + ".tmp")
+    # A name of our own, created exclusively (0600): never a file of the user's such as
+    # OUT.tmp. A `*.tmp` name, so that a directory listing of traces skips it.
     try:
-        with os.fdopen(_open_exclusive(tmp, force=True), "wb") as f:
+        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    except OSError as e:
+        raise OutputError(f"cannot create a file in {out.parent}: {e.strerror}") from e
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
             if template is not None:
                 concat_to_template(sources, f, template, footer)
             else:
@@ -227,10 +234,19 @@ def write_joined(
             os.fsync(f.fileno())
         refuse_existing(out, force)
         os.replace(tmp, out)
+        _fsync_dir(out.parent)  # the rename itself survives a crash of the host
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return out.stat().st_size
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path if str(path) else ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class SegmentDir:

@@ -157,7 +157,16 @@ def test_never_follows_a_symlink_or_clobbers_what_it_did_not_create(tmp_path):
     r = bpfcap("record", "-e", "open", "-d", "1", "-o", out, check=False)
     assert r.returncode == 1 and b"u.parquet.partial exists" in r.stderr, r.stderr
     (tmp_path / "u.parquet.partial").unlink()
+    # A file and a symlink of the user's at OUT.tmp (once the merge's own name): both
+    # untouched, without --force and with it; the merge writes a name of its own.
     (tmp_path / "u.parquet.tmp").symlink_to(precious)
-    r = bpfcap("record", "-e", "open", "-d", "1", "-o", out, check=False)
-    assert r.returncode == 1 and r.stderr.count(b"error: ") == 1, r.stderr
+    (tmp_path / "v.parquet.tmp").write_text("mine")
+    for name in ("u.parquet", "v.parquet"):
+        for force in ([], ["--force"]):
+            bpfcap("record", "-e", "open", "-d", "1", "-o", tmp_path / name, *force)
     assert precious.read_text() == "keep me"
+    assert (tmp_path / "u.parquet.tmp").is_symlink()
+    assert (tmp_path / "v.parquet.tmp").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["precious", "t.parquet", "u.parquet", "u.parquet.tmp", "v.parquet", "v.parquet.tmp"]
+    ), "nothing else left behind"

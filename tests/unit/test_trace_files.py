@@ -21,6 +21,7 @@ from bpfcap.formats.trace import (
     SegmentDir,
     merge_files,
     open_trace,
+    write_table_file,
 )
 from bpfcap.tests.builders import START_NS, S, header_only, meta, open_row, table
 
@@ -336,3 +337,30 @@ def test_reports_of_kinds_an_old_trace_never_recorded(report):
     r = bpfcap("report", report, V1)
     assert r.returncode == 0, r.stderr
     assert "did not record" in r.stderr and "(record with -e " in r.stderr
+
+
+def test_a_written_file_is_renamed_into_place_durably(tmp_path, monkeypatch):
+    """After the rename, the directory is fsynced (else a host crash can lose the name
+    of a complete file); the temporary name is bpfcap's own, not OUT.tmp."""
+    import bpfcap.formats.trace as trace
+
+    calls: list[tuple[str, object]] = []
+    real_open, real_fsync, real_replace = os.open, os.fsync, os.replace
+
+    def opened(path, *a, **kw):
+        fd = real_open(path, *a, **kw)
+        calls.append(("open", (Path(path), fd)))
+        return fd
+
+    monkeypatch.setattr(trace.os, "open", opened)
+    monkeypatch.setattr(trace.os, "fsync", lambda fd: (calls.append(("fsync", fd)), real_fsync(fd)))
+    monkeypatch.setattr(
+        trace.os, "replace", lambda a, b: (calls.append(("replace", Path(b))), real_replace(a, b))
+    )
+    out = tmp_path / "t.parquet"
+    (tmp_path / "t.parquet.tmp").write_text("mine")
+    write_table_file(out, [table([open_row()])], meta())
+    assert (tmp_path / "t.parquet.tmp").read_text() == "mine"
+    at = calls.index(("replace", out))
+    dir_fds = [fd for op, (p, fd) in (c for c in calls if c[0] == "open") if p == tmp_path]
+    assert any(("fsync", fd) in calls[at:] for fd in dir_fds), calls

@@ -134,6 +134,52 @@ def _load(program: Program, parent: int) -> tuple[dict, list[int]]:
     return desc, fds
 
 
+# Descriptors per SCM_RIGHTS message: Linux takes at most 253 (SCM_MAX_FD). A program
+# has ~60 maps, programs and tracepoint links, plus a perf event per CPU for the flush
+# timer: more than 253 from ~190 CPUs.
+FDS_PER_MESSAGE = 250
+
+
+def send_descriptors(sock: socket.socket, desc: dict, fds: list[int]) -> None:
+    """`desc` (JSON, its length first) and then `fds`, FDS_PER_MESSAGE at a time, each
+    group with one byte of data (descriptors travel only with data)."""
+    body = json.dumps(dict(desc, nfds=len(fds))).encode()
+    sock.sendall(len(body).to_bytes(8, "little") + body)
+    for i in range(0, len(fds), FDS_PER_MESSAGE):
+        socket.send_fds(sock, [b"F"], fds[i : i + FDS_PER_MESSAGE])
+
+
+def receive_descriptors(sock: socket.socket) -> tuple[dict | None, list[int]]:
+    """What send_descriptors() sent: the description (None if the sender died before
+    sending it) and the descriptors, in order."""
+
+    def exactly(n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            more = sock.recv(n - len(data))
+            if not more:
+                return b""
+            data += more
+        return data
+
+    size = exactly(8)
+    body = exactly(int.from_bytes(size, "little")) if size else b""
+    if not body:
+        return None, []
+    desc = json.loads(body)
+    fds: list[int] = []
+    while len(fds) < desc["nfds"]:
+        msg, got, _flags, _addr = socket.recv_fds(sock, 1, FDS_PER_MESSAGE)
+        fds += got
+        if not msg:
+            break
+    if len(fds) != desc["nfds"]:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    return desc, fds
+
+
 def load_and_send(program: Program, parent: int, sock: socket.socket) -> None:
     """In the child: load, send the descriptors (or the error) to the recorder, exit
     without BCC's cleanup (which would detach what the recorder now holds)."""
@@ -149,7 +195,7 @@ def load_and_send(program: Program, parent: int, sock: socket.socket) -> None:
                 "hint": traceback.format_exc(limit=3).replace("\n", " "),
             }
             fds = []
-        socket.send_fds(sock, [json.dumps(desc).encode() + b"\n"], fds)
+        send_descriptors(sock, desc, fds)
     except BaseException:
         code = 1
     finally:

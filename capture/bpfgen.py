@@ -37,7 +37,7 @@ from bpfcap.formats.events import (
     FORK,
     TCP,
 )
-from bpfcap.formats.schema import BATCH_HEADER_SIZE, EventType
+from bpfcap.formats.schema import BATCH_BYTES, BATCH_HEADER_SIZE, EventType
 
 from .btf import member_macro
 
@@ -45,6 +45,22 @@ from .btf import member_macro
 # storm (56 bytes, 1.1M/s), many times the recorder's busy drain period (20 ms); more
 # would count in the recorder's RSS (the ring is mapped, resident, in its memory).
 RINGBUF_PAGES = 4096
+# Ring buffer pages at most (1 GiB).
+MAX_RINGBUF_PAGES = 1 << 18
+
+
+def ringbuf_pages_for(ncpus: int, ntypes: int) -> int:
+    """The default ring size for a host of `ncpus` (possible) CPUs recording `ntypes`
+    types: RINGBUF_PAGES, or more where a batch of every type from every CPU at once (a
+    busy host fills them together; a flush pass sends them together) would fill half of
+    it: from ~64 CPUs recording every type."""
+    need = 2 * ncpus * ntypes * BATCH_BYTES
+    pages = RINGBUF_PAGES
+    while pages * 4096 < need and pages < MAX_RINGBUF_PAGES:
+        pages *= 2
+    return pages
+
+
 FLUSH_HZ = 5  # the cpu-clock flush timer (busy CPUs); the uprobe flush runs every 100 ms
 # A libc function the recorder calls only to trigger the flush uprobe on a chosen CPU.
 FLUSH_SYMBOL = "getpgid"
@@ -134,9 +150,14 @@ def _batch_code(t: EventType) -> str:
 
 def _fixed_batch_code(t: EventType) -> str:
     n, name, kid = t.batch, t.name, f"KIND_{t.name}"
+    # Only the events in the batch (a flush sends partial ones): the recorder's sink
+    # gives each record its full batch size again (decode.RecordSink).
     send = f"""    b->hdr.kind = {kid};
     b->hdr.cpu = bpf_get_smp_processor_id();
-    if (events.ringbuf_output(b, sizeof(*b), BPF_RB_NO_WAKEUP))
+    u32 count = b->hdr.count;
+    if (count > {n})
+        count = {n};
+    if (events.ringbuf_output(b, {BATCH_HEADER_SIZE} + count * sizeof(b->ev[0]), BPF_RB_NO_WAKEUP))
         b->hdr.lost += b->hdr.count;
     b->hdr.count = 0;"""
     return f"""{t.c_struct()}

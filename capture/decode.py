@@ -270,7 +270,13 @@ class RecordSink:
         self._free: dict[int, list[np.ndarray]] = {}
 
     def _reserve(self, kind: int, size: int, count: int) -> int:
-        """Room for a record of `size` bytes; returns its offset in the kind's buffer."""
+        """Room for a record of `size` bytes; returns its offset in the kind's buffer.
+        A record of a type with fixed-size events gets its whole batch's room whatever
+        it holds (a partial batch is sent with only its events): the records of a kind
+        stay an array of batches (the bytes past its events are undefined)."""
+        t = BY_KIND_ID.get(kind)
+        if t is not None and t.tail is None:
+            size = max(size, t.batch_dtype().itemsize)
         buf = self._bufs.get(kind)
         used = self._used.get(kind, 0)
         if buf is None or used + size + READ_PAD > len(buf):
@@ -282,7 +288,6 @@ class RecordSink:
             self._bufs[kind] = buf = grown
         self._used[kind] = used + size
         self._starts.setdefault(kind, []).append(used)
-        t = BY_KIND_ID.get(kind)
         self.rows[kind] = self.rows.get(kind, 0) + min(count, t.batch if t else 0)
         return used
 

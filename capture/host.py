@@ -118,6 +118,16 @@ def tracepoint_has_field(name: str, field: str) -> bool:
     )
 
 
+def possible_cpus() -> int:
+    """Per-CPU map values come one per possible CPU (not online)."""
+    text = open("/sys/devices/system/cpu/possible").read().strip()
+    n = 0
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        n = max(n, int(hi or lo) + 1)
+    return n
+
+
 def pid_max() -> int | None:
     """The host's pid_max (the most task ids at once), or None if unreadable."""
     try:

@@ -10,7 +10,6 @@ recorder's memory, and draining costs no Python callback per ring-buffer record.
 from __future__ import annotations
 
 import ctypes as ct
-import json
 import mmap
 import os
 import platform
@@ -25,6 +24,7 @@ from bpfcap.formats.schema import BATCH_HEADER_DTYPE
 
 from .bpfgen import FLUSH_SYMBOL, Program
 from .decode import Records, RecordSink
+from .host import possible_cpus
 
 _SYS_BPF = {"x86_64": 321, "aarch64": 280}
 BPF_MAP_LOOKUP_ELEM = 1
@@ -89,16 +89,6 @@ def map_update(fd: int, key: bytes, value: bytes) -> None:
     k = ct.create_string_buffer(key, len(key))
     v = ct.create_string_buffer(value, len(value))
     _bpf(BPF_MAP_UPDATE_ELEM, _MapElemAttr(fd, 0, ct.addressof(k), ct.addressof(v), 0))
-
-
-def possible_cpus() -> int:
-    """Per-CPU map values come one per possible CPU (not online)."""
-    text = open("/sys/devices/system/cpu/possible").read().strip()
-    n = 0
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        n = max(n, int(hi or lo) + 1)
-    return n
 
 
 class RingBuffer:
@@ -294,22 +284,18 @@ def _load_in_child(program: Program) -> tuple[dict, list[int]]:
 
         load_and_send(program, parent, child_sock)
     child_sock.close()
+    from .bpf_loader import receive_descriptors
+
     try:
         with parent_sock:
-            msg, fds, _flags, _addr = socket.recv_fds(parent_sock, 1 << 16, 1024)
-            while msg and not msg.endswith(b"\n"):  # a long message arrives in parts
-                more = parent_sock.recv(1 << 16)
-                if not more:
-                    break
-                msg += more
+            desc, fds = receive_descriptors(parent_sock)
     finally:
         _, status, ru = os.wait4(pid, 0)
-    if not msg:
+    if desc is None:
         raise CaptureUnavailable(
             f"the BPF loader process died ({os.waitstatus_to_exitcode(status)})",
             "run `bpfcap doctor`",
         )
-    desc = json.loads(msg)
     if "error" in desc:
         for fd in fds:
             os.close(fd)

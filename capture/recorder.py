@@ -47,11 +47,13 @@ from .bpf_loader import BCC_FIX
 from .bpfgen import (
     AUX_HOOKS,
     FLUSH_HZ,
+    MAX_RINGBUF_PAGES,
     RINGBUF_PAGES,
     TREE_AUX_HOOKS,
     TREE_HOOKS,
     TREE_MAX,
     generate,
+    ringbuf_pages_for,
 )
 from .btf import resolve_reads
 from .decode import Records, decode_buffers
@@ -90,7 +92,7 @@ class RecordOptions:
     rotate_s: float | None = None
     rotate_bytes: int | None = None
     keep: int | None = None
-    ringbuf_pages: int = RINGBUF_PAGES
+    ringbuf_pages: int | None = None  # None: bpfgen.ringbuf_pages_for(this host)
     tree_max: int | None = None  # the tree filter's bound (None: the host's pid_max)
     user: pwd.struct_passwd | None = None  # --user: who runs -- COMMAND (None: as we are)
 
@@ -118,9 +120,8 @@ def validate(opts: RecordOptions) -> None:
 
 
 # Bounds of user-supplied numbers, checked before anything attaches: a year of
-# recording, of rotation period; 2^18 ring buffer pages (1 GiB).
+# recording, of rotation period (and bpfgen.MAX_RINGBUF_PAGES).
 MAX_SECONDS = 366 * 86400.0
-MAX_RINGBUF_PAGES = 1 << 18
 
 
 def _shown(arg: str) -> str:
@@ -147,7 +148,7 @@ def _validate(opts: RecordOptions) -> None:
         raise UsageError(f"no process with pid {opts.pid}")
     if opts.comm is not None and not 0 < len(os.fsencode(opts.comm)) <= 15:
         raise UsageError(f"-n {opts.comm!r}: a task name has 1 to 15 bytes")
-    pages = opts.ringbuf_pages
+    pages = opts.ringbuf_pages or RINGBUF_PAGES
     if not 8 <= pages <= MAX_RINGBUF_PAGES or pages & (pages - 1):
         raise UsageError(
             f"ring buffer pages must be a power of two in [8, {MAX_RINGBUF_PAGES}], not {pages}"
@@ -371,6 +372,9 @@ class Recorder:
         validate(opts)
         check_host()
         filter_tree = bool(opts.command)
+        self.ringbuf_pages = opts.ringbuf_pages or ringbuf_pages_for(
+            host.possible_cpus(), len(opts.events)
+        )
         wanted = {tp for t in opts.events for g in t.hooks for tp in g}
         if filter_tree:
             wanted.update(TREE_HOOKS + TREE_AUX_HOOKS)
@@ -422,7 +426,7 @@ class Recorder:
             filter_comm=os.fsencode(opts.comm) if opts.comm else None,
             syscalls=opts.syscalls,
             kernel_offsets=offsets,
-            ringbuf_pages=opts.ringbuf_pages,
+            ringbuf_pages=self.ringbuf_pages,
             tree_max=opts.tree_max or min(host.pid_max() or TREE_MAX, TREE_MAX),
             exit_group_dead=host.tracepoint_has_field("sched:sched_process_exit", "group_dead"),
         )
@@ -468,7 +472,7 @@ class Recorder:
                 "drain_s": [DRAIN_BUSY_S, DRAIN_IDLE_S],
                 "flush_hz": FLUSH_HZ,
                 "flush_every_s": FLUSH_S,
-                "ringbuf_pages": opts.ringbuf_pages,
+                "ringbuf_pages": self.ringbuf_pages,
                 "comm": opts.comm,
                 "syscalls": list(opts.syscalls) if opts.syscalls is not None else None,
                 "max_events": opts.max_events,

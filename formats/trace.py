@@ -443,11 +443,16 @@ class Trace:
         if not todo:
             return  # no rows of this kind (an older trace may lack its columns too)
         absent = self._check_columns(columns)
+        # One file open at a time (the groups come in file order): a killed recording of
+        # hours is thousands of segments, more than a process may have open.
         opened: dict[Path, pq.ParquetFile] = {}
 
         def read(f: Path, i: int, mixed: bool) -> pa.Table:
             pf = opened.get(f)
             if pf is None:
+                for old in opened.values():
+                    old.close()
+                opened.clear()
                 with _reading(f):
                     pf = opened[f] = pq.ParquetFile(f, read_dictionary=list(as_dictionary))
             here = [c for c in columns if c not in absent[f]]
@@ -473,14 +478,18 @@ class Trace:
                 )
             return t
 
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpfcap-read") as pool:
-            ahead = pool.submit(read, *todo[0]) if todo else None
-            for nxt in todo[1:]:
-                t = ahead.result()
-                ahead = pool.submit(read, *nxt)
-                yield t
-            if ahead is not None:
-                yield ahead.result()
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpfcap-read") as pool:
+                ahead = pool.submit(read, *todo[0]) if todo else None
+                for nxt in todo[1:]:
+                    t = ahead.result()
+                    ahead = pool.submit(read, *nxt)
+                    yield t
+                if ahead is not None:
+                    yield ahead.result()
+        finally:
+            for pf in opened.values():
+                pf.close()
 
     def _check_columns(self, names: list[str]) -> dict[Path, set[str]]:
         """The columns exist, with the types this bpfcap reads (a file may be hostile),

@@ -22,10 +22,15 @@ examples:
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @click.option("--types", is_flag=True, help="List the event types and their columns instead.")
-def info(trace: str | None, fmt: str, types: bool) -> None:
+@click.pass_context
+def info(ctx: click.Context, trace: str | None, fmt: str, types: bool) -> None:
     """What a trace holds: host, kernel, time span, events per type, lost events, probes
-    attached or missing (with why), format version and size."""
+    attached or missing (with why), format version and size. Control characters in what
+    the file says (a hostile hostname) are printed escaped, as \\xNN."""
     from bpfcap.analyze.info import summarize
+    from bpfcap.cli.render import escaping_stdout
+
+    escaping_stdout(ctx)
     from bpfcap.formats.errors import UsageError
     from bpfcap.formats.trace import open_trace, rows_by_kind
 

@@ -36,22 +36,29 @@ def write(
     fmt: str,
     stream: IO[bytes],
     header: bool = True,
+    raw: bool = False,
 ) -> None:
     """Write `table` to `stream` as `fmt` (one of FORMATS); `columns` declares the text
     layout of every column the table may have. `header=False` continues an output whose
-    first part (with the header) was written by an earlier call."""
+    first part (with the header) was written by an earlier call. Unless `raw`, text
+    values have their newlines and other controls escaped (a value cannot forge a line)
+    and CSV cells cannot start a formula."""
     if fmt == "text":
-        write_text(table, columns, stream, header)
+        write_text(table, columns, stream, header, raw)
     elif fmt == "json":
         write_json(table, stream)
     elif fmt == "csv":
-        write_csv(table, stream, header)
+        write_csv(table, stream, header, raw)
     else:
         raise ValueError(f"unknown output format {fmt!r}")
 
 
 def write_text(
-    table: pa.Table, columns: Sequence[OutputColumn], stream: IO[bytes], header: bool = True
+    table: pa.Table,
+    columns: Sequence[OutputColumn],
+    stream: IO[bytes],
+    header: bool = True,
+    raw: bool = False,
 ) -> None:
     """BCC's layout: a header line, then one line per row, each the concatenation of the
     shown columns' %-formats (so, as in BCC, `%-16s` pads but never truncates). Bytes are
@@ -73,7 +80,9 @@ def write_text(
             part
             for i, c in enumerate(cols)
             for part in _column_parts(
-                _as_printed(batch.column(i), c.text), c.fmt, (c.head_fmt % c.null).encode()
+                _escaped(_as_printed(batch.column(i), c.text), raw),
+                c.fmt,
+                (c.head_fmt % c.null).encode(),
             )
         ]
         lines = pc.binary_join_element_wise(*parts, pa.scalar(b"\n"), pa.scalar(b""))
@@ -103,6 +112,27 @@ def _as_printed(arr: pa.Array, text: Callable[[bytes], str | bytes] | None) -> p
         pa.string() if isinstance(text(b""), str) else pa.binary(),
     )
     return pc.take(printed, pc.index_in(arr, value_set=distinct))
+
+
+def _escaped(arr: pa.Array, raw: bool) -> pa.Array:
+    """A text column with control characters (newlines included) escaped, computed for
+    the few values that have any; as it is if `raw` or not text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if raw or not (pa.types.is_binary(arr.type) or pa.types.is_string(arr.type)):
+        return arr
+    binary = arr.cast(pa.binary()) if pa.types.is_string(arr.type) else arr
+    bad = pc.match_substring_regex(binary, _CONTROL_RE2)
+    if not pc.any(bad).as_py():
+        return arr
+    fixed = [None if v is None else escape_controls(v) for v in pc.filter(binary, bad).to_pylist()]
+    out = pc.replace_with_mask(binary, bad, pa.array(fixed, pa.binary()))
+    return out.cast(arr.type) if pa.types.is_string(arr.type) else out
+
+
+# _CONTROLS_AND_NEWLINE for Arrow (RE2): bytes as escapes, no UTF-8 decoding.
+_CONTROL_RE2 = r"[\x00-\x1f\x7f]|\xc2[\x80-\x9f]"
 
 
 _SPEC = re.compile(r"^([^%]*)%(-?)(0?)(\d*)(?:\.(\d+))?([dsof])(.*)$", re.S)
@@ -276,8 +306,10 @@ def _json_value(v: Any) -> Any:
     return v
 
 
-def write_csv(table: pa.Table, stream: IO[bytes], header: bool = True) -> None:
-    """A header row of column names, then the rows; null is an empty field."""
+def write_csv(table: pa.Table, stream: IO[bytes], header: bool = True, raw: bool = False) -> None:
+    """A header row of column names, then the rows; null is an empty field. Text cells
+    that would start a spreadsheet formula get a leading ' unless `raw`."""
+    cell = _csv_value if raw else _csv_safe
     text = io.TextIOWrapper(
         stream, encoding="utf-8", errors="surrogateescape", newline="", write_through=True
     )
@@ -287,7 +319,7 @@ def write_csv(table: pa.Table, stream: IO[bytes], header: bool = True) -> None:
             w.writerow(table.column_names)
         for batch in table.to_batches(max_chunksize=_BATCH_ROWS):
             columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
-            w.writerows([_csv_value(v) for v in row] for row in zip(*columns))
+            w.writerows([cell(v) for v in row] for row in zip(*columns))
         text.flush()
     finally:
         text.detach()  # the stream belongs to the caller: do not close it
@@ -296,6 +328,13 @@ def write_csv(table: pa.Table, stream: IO[bytes], header: bool = True) -> None:
 def _csv_value(v: Any) -> Any:
     if isinstance(v, bytes):
         return v.decode("utf-8", "surrogateescape")
+    return v
+
+
+def _csv_safe(v: Any) -> Any:
+    v = _csv_value(v)
+    if isinstance(v, str) and v.startswith(_FORMULA_START):
+        return "'" + v
     return v
 
 
@@ -370,26 +409,33 @@ def log2_windows_text(
     return "".join(out)
 
 
-def bpftrace_key(key: Sequence[Any]) -> str:
+def bpftrace_key(key: Sequence[Any], raw: bool = False) -> str:
     """A map key as bpftrace prints it, `k1, k2`: a string's raw bytes, unescaped (its
     string values are the bytes up to the NUL, src/types_format.cpp:127-128, written
-    as they are, src/output/text.cpp:19). Bytes come back as such from the result's
-    `.encode("utf-8", "surrogateescape")`, as the bpftrace_* writers encode."""
+    as they are, src/output/text.cpp:19), unless `raw` is False: then control characters
+    (newlines too: a key cannot forge a line) are escaped. Bytes come back as such from
+    the result's `.encode("utf-8", "surrogateescape")`, as the bpftrace_* writers encode."""
     return ", ".join(
-        v.decode("utf-8", "surrogateescape")
+        (v if raw else escape_controls(v)).decode("utf-8", "surrogateescape")
         if isinstance(v, bytes)
         else ""
         if v is None
         else str(v)
+        if raw or not isinstance(v, str)
+        else escape_controls(v.encode("utf-8", "surrogateescape")).decode(
+            "utf-8", "surrogateescape"
+        )
         for v in key
     )
 
 
-def bpftrace_map_text(name: str, rows: Sequence[tuple[Sequence[Any], int]]) -> bytes:
+def bpftrace_map_text(
+    name: str, rows: Sequence[tuple[Sequence[Any], int]], raw: bool = False
+) -> bytes:
     """bpftrace's print of a count() map: `@name[k1, k2]: value` per key, smallest value
-    first (bpftrace sorts maps by value when printing)."""
+    first (bpftrace sorts maps by value when printing); keys as bpftrace_key(key, raw)."""
     ordered = sorted(rows, key=lambda kv: kv[1])
-    text = "".join(f"@{name}[{bpftrace_key(key)}]: {count}\n" for key, count in ordered)
+    text = "".join(f"@{name}[{bpftrace_key(key, raw)}]: {count}\n" for key, count in ordered)
     return text.encode("utf-8", "surrogateescape")
 
 
@@ -428,3 +474,88 @@ def bpftrace_hist_text(
             bar = "@" * (int(counts[i]) * 52 // int(top))
             lines.append(f"{label:<16}{int(counts[i]):>8} |{bar:<52}|")
     return ("\n".join(lines) + "\n\n").encode("utf-8", "surrogateescape")
+
+
+# Terminal controls: C0 (ESC, BEL, CR, BS...) and DEL, and C1 as UTF-8 (U+0080-U+009F:
+# CSI, OSC...). Any local user can put them in a comm, a path or argv (and a hostile
+# trace anywhere); printed raw, they move the cursor, rewrite lines, set the title or
+# the clipboard (OSC 52) of the terminal of whoever reads the report.
+_CONTROLS = re.compile(rb"[\x00-\x09\x0b-\x1f\x7f]|\xc2[\x80-\x9f]")
+_CONTROLS_AND_NEWLINE = re.compile(rb"[\x00-\x1f\x7f]|\xc2[\x80-\x9f]")
+
+
+def _hex(m: re.Match) -> bytes:
+    return b"".join(b"\\x%02x" % c for c in m.group())
+
+
+def escape_controls(data: bytes, newline: bool = True) -> bytes:
+    """`data` with terminal control characters as \\xNN text (newlines too unless
+    `newline` is False: a stream's own line ends)."""
+    pattern = _CONTROLS_AND_NEWLINE if newline else _CONTROLS
+    return pattern.sub(_hex, data)
+
+
+class EscapingWriter(io.RawIOBase):
+    """A binary stream that escapes terminal controls (except newlines) in what goes
+    through it to `out`: the one way report and info text reaches stdout, so that no
+    value, wherever it is printed, can drive the reader's terminal. `raw` lets bytes
+    through as they are (--raw)."""
+
+    def __init__(self, out: IO[bytes]):
+        self._out = out
+        self._held = b""  # a trailing \xc2: a C1 control may continue in the next write
+        self.raw = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        data = bytes(b)
+        if self.raw:
+            self._out.write(data)
+            return len(data)
+        chunk = self._held + data
+        self._held = b""
+        if chunk.endswith(b"\xc2"):
+            chunk, self._held = chunk[:-1], b"\xc2"
+        if _CONTROLS.search(chunk) is not None:
+            chunk = escape_controls(chunk, newline=False)
+        self._out.write(chunk)
+        return len(data)
+
+    def flush(self) -> None:
+        if self._held:
+            self._out.write(self._held)
+            self._held = b""
+        self._out.flush()
+
+
+# CSV cells a spreadsheet would run as a formula (=, +, -, @, and the tab and CR some
+# apps strip first): written with a leading ' (OWASP's advice), unless --raw.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escaping_stdout(ctx: Any) -> EscapingWriter:
+    """Route sys.stdout through an EscapingWriter until `ctx` (a click context) closes;
+    returns the writer (set .raw for --raw)."""
+    import sys
+
+    orig = sys.stdout
+    writer = EscapingWriter(orig.buffer)
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(writer),
+        encoding=orig.encoding or "utf-8",
+        errors=orig.errors or "strict",
+        line_buffering=orig.line_buffering,
+    )
+
+    def restore() -> None:
+        ours = sys.stdout
+        sys.stdout = orig
+        try:
+            ours.flush()
+        finally:
+            ours.detach()
+
+    ctx.call_on_close(restore)
+    return writer

@@ -47,9 +47,40 @@ def _hist_tool_arguments(f: Any) -> Any:
     return click.argument("trace")(f)
 
 
+# --raw: kernel text as recorded (set by the option's callback on any report command).
+_OUTPUT: dict[str, Any] = {"raw": False, "writer": None}
+
+
 @click.group()
-def report() -> None:
-    """Rebuild a BCC tool's output from a trace, offline (no root, no BCC needed)."""
+@click.pass_context
+def report(ctx: click.Context) -> None:
+    """Rebuild a BCC tool's output from a trace, offline (no root, no BCC needed).
+
+    Text to the terminal has control characters escaped as \\xNN, so that no recorded
+    name, path or argument can drive it; CSV cells cannot start a formula. --raw prints
+    the bytes as recorded."""
+    from bpfcap.cli.render import escaping_stdout
+
+    _OUTPUT["raw"] = False
+    _OUTPUT["writer"] = escaping_stdout(ctx)
+
+
+def _set_raw(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        _OUTPUT["raw"] = True
+        if _OUTPUT["writer"] is not None:
+            _OUTPUT["writer"].raw = True
+
+
+_RAW = click.Option(
+    ["--raw"],
+    is_flag=True,
+    expose_value=False,
+    callback=_set_raw,
+    help="Print recorded text (comm, paths, args) byte for byte, control characters "
+    "included, and CSV cells as they are (default: escaped as \\xNN; a leading ' before "
+    "=, +, -, @ in CSV).",
+)
 
 
 @report.command(
@@ -100,7 +131,6 @@ def opensnoop(trace: str, fmt: str, strict: bool, **flags: Any) -> None:
     prints it. TRACE is a trace file or segment directory."""
     from bpfcap.analyze import opensnoop as analysis
     from bpfcap.analyze.common import in_completion_order
-    from bpfcap.cli.render import write
     from bpfcap.formats.events import BY_NAME, SCHEMA
     from bpfcap.formats.schema import empty_table
     from bpfcap.formats.trace import open_trace
@@ -127,11 +157,11 @@ def opensnoop(trace: str, fmt: str, strict: bool, **flags: Any) -> None:
     header = True
     for chunk in in_completion_order(chunks, REORDER_SLACK_NS):
         table = analysis.opensnoop(chunk, options, start_ns=start_ns, first_us=first_us, cwds=cwds)
-        write(table, analysis.COLUMNS, fmt, out, header=header)
+        _write(table, analysis.COLUMNS, fmt, out, header=header)
         header = False
     if header:  # no rows at all: still the header, as BCC prints it
         empty = empty_table(SCHEMA).select(columns)
-        write(
+        _write(
             analysis.opensnoop(empty, options, start_ns=start_ns, first_us=first_us),
             analysis.COLUMNS,
             fmt,
@@ -609,7 +639,7 @@ def count(
     out = sys.stdout.buffer
     if fmt == "text":
         rows = list(zip(zip(*(table[k].to_pylist() for k in keys)), table["count"].to_pylist()))
-        out.write(bpftrace_map_text("", rows))
+        out.write(bpftrace_map_text("", rows, _OUTPUT["raw"]))
     else:
         _write(table, (), fmt, out)
     out.flush()
@@ -680,7 +710,7 @@ def hist(
         from bpfcap.cli.render import bpftrace_key
 
         for key, counts in ordered:
-            title = field + (f"[{bpftrace_key(key)}]" if keys else "")
+            title = field + (f"[{bpftrace_key(key, _OUTPUT['raw'])}]" if keys else "")
             out.write(bpftrace_hist_text(title, counts.tolist(), lin))
     else:
         rows = [
@@ -1027,4 +1057,8 @@ def pa_array(values: list[Any]) -> Any:
 def _write(table: Any, columns: Any, fmt: str, out: Any, header: bool = True) -> None:
     from bpfcap.cli.render import write
 
-    write(table, columns, fmt, out, header=header)
+    write(table, columns, fmt, out, header=header, raw=_OUTPUT["raw"])
+
+
+for _command in report.commands.values():
+    _command.params.append(_RAW)

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from bpfcap.formats.errors import UsageError
 from bpfcap.formats.schema import empty_table
 
 # Slot boundaries of BCC's log2 histograms: slot = max(1, bit_length(v)), so slot 1 holds
@@ -128,7 +129,18 @@ def window_plan(
         return max(1, end_ns - start_ns + 1), 1
     length = max(1, int(interval_s * 1e9))
     n = max(1, -(-(end_ns - start_ns) // length))
-    return length, min(n, count) if count else n
+    n = min(n, count) if count else n
+    if n > MAX_WINDOWS:  # a year at 1 s is 31M: each window is memory and output
+        raise UsageError(
+            f"{n} intervals of {interval_s:g} s from the recording's start to its end "
+            f"(at most {MAX_WINDOWS})",
+            "give a longer INTERVAL, or a COUNT",
+        )
+    return length, n
+
+
+# Replay windows at most (a week at 1 s is 604,800).
+MAX_WINDOWS = 1_000_000
 
 
 def log2_windows(

@@ -64,12 +64,20 @@ def select_columns(declared: Sequence[OutputColumn], arrays: dict[str, pa.Array]
 
 def completion_ns(table: pa.Table) -> pa.Array:
     """ts_ns + lat_ns (entry time plus latency): when the call returned, which is when BCC
-    prints it. A missing latency counts as 0."""
+    prints it. A missing latency counts as 0. Each term is capped at MAX_NS (a hostile
+    file's values must not wrap the sum)."""
     ts = table.column("ts_ns").combine_chunks()
+    ts = pc.min_element_wise(ts, pa.scalar(MAX_NS, ts.type))
     if "lat_ns" not in table.column_names:
         return ts
     lat = pc.fill_null(table.column("lat_ns").combine_chunks(), 0)
+    lat = pc.min_element_wise(pc.max_element_wise(lat, 0), pa.scalar(MAX_NS, lat.type))
     return pc.add(ts, lat)
+
+
+# No real time in a trace comes near it: 2^62 ns is 146 years (two of them add up to
+# less than 2^63).
+MAX_NS = (1 << 62) - 1
 
 
 def sort_by_completion(table: pa.Table) -> pa.Table:
@@ -78,6 +86,10 @@ def sort_by_completion(table: pa.Table) -> pa.Table:
     if END not in table.column_names:  # already added by in_completion_order()
         table = table.append_column(END, completion_ns(table))
     return table.sort_by([(END, "ascending"), ("tid", "ascending")])
+
+
+# The most in_completion_order() holds back (a storm's rows within the slack take ~20 MB).
+HOLD_BYTES = 64 << 20
 
 
 def in_completion_order(chunks: Iterable[pa.Table], slack_ns: int) -> Iterator[pa.Table]:
@@ -95,7 +107,13 @@ def in_completion_order(chunks: Iterable[pa.Table], slack_ns: int) -> Iterator[p
         chunk = chunk.append_column(END, completion_ns(chunk))
         held = chunk if held is None else pa.concat_tables([held, chunk])
         ends = held.column(END)
-        cut = pa.scalar(pc.max(ends).as_py() - slack_ns, ends.type)
+        if held.nbytes > HOLD_BYTES:
+            # More rows within the slack than any recording has (hostile times, all
+            # equal): released now, sorted, rather than held without bound.
+            yield sort_by_completion(held)
+            held = None
+            continue
+        cut = pa.scalar(max(0, pc.max(ends).as_py() - slack_ns), ends.type)
         early = pc.less(ends, cut)
         if pc.any(early).as_py():
             yield sort_by_completion(held.filter(early))  # each row is sorted once

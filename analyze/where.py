@@ -63,12 +63,37 @@ def _tokens(text: str) -> list[_Tok]:
     return out
 
 
+# Deepest nesting of parentheses and `not` (a filter a person writes nests a few
+# levels; the parser recurses once per level).
+MAX_DEPTH = 64
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+def _kind_of(t: pa.DataType | None, value=None) -> str:
+    """What a value compares as: "number", "text" or "bool" (a literal: by its value)."""
+    if t is None:
+        return "text" if isinstance(value, str) else "number"
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_timestamp(t):
+        return "number"
+    return "text"
+
+
 class _Parser:
     def __init__(self, text: str, schema: pa.Schema):
         self.toks = _tokens(text)
         self.i = 0
+        self.depth = 0
         self.schema = schema
         self.used: set[str] = set()
+
+    def nest(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise UsageError(f"--where: nested more than {MAX_DEPTH} deep")
 
     def peek(self) -> _Tok:
         return self.toks[self.i]
@@ -105,7 +130,10 @@ class _Parser:
 
     def not_(self):
         if self.take("not", "!"):
-            return ~self.not_()
+            self.nest()
+            e = ~self.not_()
+            self.depth -= 1
+            return e
         return self.cmp()
 
     def cmp(self):
@@ -114,15 +142,21 @@ class _Parser:
         if t.kind == "op" and t.text in _CMP:
             self.i += 1
             right = self.bits()
+            self.check_types(left, right, t.text)
             return _CMP[t.text](*self.coerce(left, right))
         if self.take("~"):
             pattern = self.peek()
             if pattern.kind != "str":
                 raise self.fail("a quoted regular expression after ~")
             self.i += 1
-            if isinstance(left[0], (int, str)):
-                raise UsageError("--where: ~ needs a column on its left")
-            return pc.match_substring_regex(left[0], _unquote(pattern.text))
+            if isinstance(left[0], (int, str)) or _kind_of(left[1]) != "text":
+                raise UsageError("--where: ~ needs a text column on its left")
+            regex = _unquote(pattern.text)
+            try:  # RE2 syntax, checked now rather than when the first row is read
+                pc.match_substring_regex(pa.array([b""], pa.binary()), regex)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                raise UsageError(f"--where: bad regular expression {regex!r}: {e}") from None
+            return pc.match_substring_regex(left[0], regex)
         if self.take("in"):
             if not self.take("("):
                 raise self.fail("( after in")
@@ -132,6 +166,8 @@ class _Parser:
             if not self.take(")"):
                 raise self.fail(") or ,")
             col_type = left[1]
+            for v in values:
+                self.check_types(left, (v, None), "in")
             return pc.is_in(
                 left[0], value_set=pa.array([_as(v, col_type) for v in values], col_type)
             )
@@ -143,16 +179,31 @@ class _Parser:
         e = self.operand()
         while self.take("&"):
             right = self.operand()
+            for side in (e, right):
+                if _kind_of(side[1], side[0]) != "number":
+                    raise UsageError("--where: & takes numbers (flags & 64)")
             e = (pc.bit_wise_and(e[0], right[0]), e[1] or right[1])
         return e
+
+    def check_types(self, left, right, op: str) -> None:
+        """Both sides compare alike (a number with a number, text with text)."""
+        (a, atype), (b, btype) = left, right
+        ka, kb = _kind_of(atype, a), _kind_of(btype, b)
+        if ka != kb:
+            raise UsageError(
+                f"--where: cannot compare {ka} with {kb} ({op})",
+                "numbers compare with numbers, quoted strings with text columns",
+            )
 
     def operand(self):
         """(expression, column type or None for a literal)."""
         t = self.peek()
         if self.take("("):
+            self.nest()
             e = self.or_()
             if not self.take(")"):
                 raise self.fail(")")
+            self.depth -= 1
             return (e, pa.bool_())
         if t.kind == "name" and t.text not in ("and", "or", "not", "in"):
             self.i += 1
@@ -173,7 +224,13 @@ class _Parser:
             neg, t = True, self.peek()
         if t.kind == "num":
             self.i += 1
-            return -int(t.text, 0) if neg else int(t.text, 0)
+            prefix = t.text[:2].lower()
+            base = 16 if prefix == "0x" else 8 if prefix == "0o" else 10
+            value = int(t.text[2:] if base != 10 else t.text, base)  # 0123 is decimal
+            value = -value if neg else value
+            if not _INT64[0] <= value <= _INT64[1]:
+                raise UsageError(f"--where: {t.text} is out of range (64-bit integers)")
+            return value
         if t.kind == "str" and not neg:
             self.i += 1
             return _unquote(t.text)

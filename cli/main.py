@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
         rc = 130
+    except MemoryError as e:  # pyarrow's ArrowMemoryError is one too
+        click.echo(f"error: out of memory ({e}); raise the memory limit (ulimit -v)", err=True)
+        rc = 1
     except Exception as e:  # a bug: say so, keep the traceback available
         if verbose:
             raise

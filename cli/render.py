@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("text", "json", "csv")
 _BATCH_ROWS = 65536
+_BATCH_BYTES = 16 << 20
 
 
 def write(
@@ -75,7 +76,12 @@ def write_text(
     cols = [by_name[name] for name in table.column_names]
     if header:
         stream.write("".join(c.head_fmt % c.header for c in cols).encode() + b"\n")
-    for batch in table.to_batches(max_chunksize=_BATCH_ROWS):
+    # Rows at a time: _BATCH_ROWS, fewer where rows are wide (the text of a batch is
+    # built in memory: what a report holds is bounded by _BATCH_BYTES, not by its rows).
+    rows = _BATCH_ROWS
+    if table.num_rows and table.nbytes > _BATCH_BYTES:
+        rows = max(1, min(rows, _BATCH_BYTES * table.num_rows // table.nbytes))
+    for batch in table.to_batches(max_chunksize=rows):
         parts = [
             part
             for i, c in enumerate(cols)

@@ -445,50 +445,74 @@ class Trace:
         absent = self._check_columns(columns)
         # One file open at a time (the groups come in file order): a killed recording of
         # hours is thousands of segments, more than a process may have open.
-        opened: dict[Path, pq.ParquetFile] = {}
+        opened: dict[Path, tuple[pq.ParquetFile, list[str]]] = {}
 
-        def read(f: Path, i: int, mixed: bool) -> pa.Table:
-            pf = opened.get(f)
-            if pf is None:
-                for old in opened.values():
-                    old.close()
+        def read(f: Path, i: int, mixed: bool) -> tuple[Path, pa.Table, list[str]]:
+            """Row group i of f, compact: its text columns as dictionaries (as Parquet
+            stores repeated values), not yet expanded; and the columns read."""
+            if f not in opened:
+                for pf, _ in opened.values():
+                    pf.close()
                 opened.clear()
                 with _reading(f):
-                    pf = opened[f] = pq.ParquetFile(f, read_dictionary=list(as_dictionary))
-            here = [c for c in columns if c not in absent[f]]
-            new = self.versions.get(f, FORMAT_VERSION) >= 2
-            stored = v2.read_columns(here, set(pf.schema_arrow.names)) if new else here
+                    schema = pq.read_schema(f)
+                    here = [c for c in columns if c not in absent[f]]
+                    new = self.versions.get(f, FORMAT_VERSION) >= 2
+                    stored = v2.read_columns(here, set(schema.names)) if new else here
+                    text = [
+                        c
+                        for c in {*stored, *as_dictionary}
+                        if c in schema.names
+                        and (
+                            pa.types.is_string(schema.field(c).type)
+                            or pa.types.is_binary(schema.field(c).type)
+                        )
+                    ]
+                    opened[f] = (pq.ParquetFile(f, read_dictionary=text), stored)
+            pf, stored = opened[f]
             with _reading(f):
                 t = pf.read_row_group(i, columns=["kind", *stored] if mixed else stored)
             if mixed:
-                t = t.filter(pc.equal(t["kind"], kind)).drop_columns(["kind"])
-            if new:  # format 2's columns as the in-memory representation
-                with _reading(f):
-                    out = t.select([])  # keeps the row count when no column is asked for
-                    for c in here:
-                        raw = t[c + v2.RAW] if c + v2.RAW in stored else None
-                        out = out.append_column(c, v2.decode(FIELDS[c], t[c], raw))
-                    t = out
-            if absent[f]:  # columns this file predates: null, in the order asked for
-                t = pa.table(
-                    {
-                        c: t[c] if c in here else pa.nulls(t.num_rows, SCHEMA.field(c).type)
-                        for c in columns
-                    }
-                )
-            return t
+                kinds = t["kind"]
+                if pa.types.is_dictionary(kinds.type):
+                    kinds = kinds.cast(pa.string())
+                t = t.filter(pc.equal(kinds, kind)).drop_columns(["kind"])
+            _check_lengths(f, t)
+            return f, t, stored
+
+        def expand(f: Path, compact: pa.Table, stored: list[str]) -> Iterator[pa.Table]:
+            """The rows of a compact row group in slices of at most READ_BYTES once their
+            text is expanded, in the in-memory representation."""
+            here = [c for c in columns if c not in absent[f]]
+            new = self.versions.get(f, FORMAT_VERSION) >= 2
+            for t in _slices(compact, as_dictionary):
+                if new:  # format 2's columns as the in-memory representation
+                    with _reading(f):
+                        out = t.select([])  # keeps the row count when no column is asked
+                        for c in here:
+                            raw = t[c + v2.RAW] if c + v2.RAW in stored else None
+                            out = out.append_column(c, v2.decode(FIELDS[c], t[c], raw))
+                        t = out
+                if absent[f]:  # columns this file predates: null, in the order asked for
+                    t = pa.table(
+                        {
+                            c: t[c] if c in here else pa.nulls(t.num_rows, SCHEMA.field(c).type)
+                            for c in columns
+                        }
+                    )
+                yield t
 
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpfcap-read") as pool:
                 ahead = pool.submit(read, *todo[0]) if todo else None
                 for nxt in todo[1:]:
-                    t = ahead.result()
+                    got = ahead.result()
                     ahead = pool.submit(read, *nxt)
-                    yield t
+                    yield from expand(*got)
                 if ahead is not None:
-                    yield ahead.result()
+                    yield from expand(*ahead.result())
         finally:
-            for pf in opened.values():
+            for pf, _ in opened.values():
                 pf.close()
 
     def _check_columns(self, names: list[str]) -> dict[Path, set[str]]:
@@ -529,6 +553,55 @@ class Trace:
         return pa.concat_tables(chunks) if chunks else empty_table(SCHEMA).select(names)
 
 
+# A reader's memory, whatever a file claims: a row group is read with its text columns
+# as dictionaries (each distinct value once, as Parquet stores them), then expanded
+# READ_BYTES at a time. A value longer than MAX_VALUE_BYTES (bpfcap writes at most a
+# path of 255 bytes, 20 arguments of 128) makes the file unreadable, not the reader's
+# memory run out: a 100 KB file of one long path repeated 500,000 times would be 3 GB.
+READ_BYTES = 16 << 20
+MAX_VALUE_BYTES = 64 << 10
+
+
+def _check_lengths(f: Path, t: pa.Table) -> None:
+    for name in t.column_names:
+        col = t[name]
+        if not pa.types.is_dictionary(col.type):
+            continue
+        for chunk in col.chunks:
+            d = chunk.dictionary
+            if len(d) and pc.max(pc.binary_length(d)).as_py() > MAX_VALUE_BYTES:
+                raise TraceFormatError(
+                    f"{f}: a value of column {name} is longer than {MAX_VALUE_BYTES} bytes "
+                    "(bpfcap writes none such: a damaged or hostile file)"
+                )
+
+
+def _slices(t: pa.Table, keep: tuple[str, ...]) -> Iterator[pa.Table]:
+    """`t` with its dictionary columns (but those in `keep`) expanded, in slices of rows
+    whose expanded text is at most READ_BYTES."""
+    widest = 0
+    for name in t.column_names:
+        col = t[name]
+        if pa.types.is_dictionary(col.type) and name not in keep:
+            widest += (
+                max(
+                    (pc.max(pc.binary_length(c.dictionary)).as_py() or 0)
+                    for c in col.chunks
+                    if len(c.dictionary)
+                )
+                if any(len(c.dictionary) for c in col.chunks)
+                else 0
+            )
+    step = max(1, READ_BYTES // max(1, widest)) if widest else max(1, t.num_rows)
+    for at in range(0, max(1, t.num_rows), step):
+        part = t.slice(at, step)
+        for j, name in enumerate(part.column_names):
+            col = part[name]
+            if pa.types.is_dictionary(col.type) and name not in keep:
+                part = part.set_column(j, name, col.cast(col.type.value_type))
+        yield part
+
+
 def _row_group_kinds(files: list[Path]) -> Iterator[tuple[Path, int, int, str | None]]:
     """(file, row group, rows, its kind) of every non-empty row group, from statistics
     alone; the kind is None where the statistics do not name a single one."""
@@ -556,10 +629,15 @@ def rows_by_kind(trace: Trace) -> dict[str, int]:
         if one is not None:
             out[one] = out.get(one, 0) + rows
             continue
-        with _reading(f):
-            kinds = pq.ParquetFile(f).read_row_group(i, columns=["kind"]).column(0).to_pylist()
-        for k in kinds:
-            out[k] = out.get(k, 0) + 1
+        with _reading(f):  # counted a batch at a time: memory flat whatever the rows
+            pf = pq.ParquetFile(f, read_dictionary=["kind"])
+            try:
+                for batch in pf.iter_batches(batch_size=1 << 16, row_groups=[i], columns=["kind"]):
+                    for vc in pc.value_counts(batch.column(0)).to_pylist():
+                        k = str(vc["values"])
+                        out[k] = out.get(k, 0) + vc["counts"]
+            finally:
+                pf.close()
     return out
 
 
@@ -610,6 +688,8 @@ def _read_footer(path: Path) -> dict[str, Any]:
         meta = json.loads(kv.get(KEY_META, b"{}"))
     except ValueError as e:
         raise TraceFormatError(f"{path}: corrupt bpfcap metadata ({e})") from e
+    except RecursionError:
+        raise TraceFormatError(f"{path}: corrupt bpfcap metadata (nested too deep)") from None
     if not isinstance(meta, dict):
         raise TraceFormatError(f"{path}: corrupt bpfcap metadata (not an object)")
     bad = _bad_meta(meta)
@@ -620,7 +700,35 @@ def _read_footer(path: Path) -> dict[str, Any]:
 
 
 def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    """An integer a 64-bit column holds (a bigger one is no count, time or id of ours)."""
+    return isinstance(v, int) and not isinstance(v, bool) and -(1 << 63) <= v < (1 << 63)
+
+
+def _is_time(v: Any) -> bool:
+    """A monotonic time in ns: from boot, below 2^62 (146 years)."""
+    return _is_int(v) and 0 <= v < (1 << 62)
+
+
+def _probe(p: Any) -> bool:
+    return (
+        isinstance(p, dict)
+        and isinstance(p.get("event"), str)
+        and isinstance(p.get("status"), str)
+        and isinstance(p.get("reason", ""), str)
+        and isinstance(p.get("tracepoints", []), list)
+        and all(isinstance(x, str) for x in p.get("tracepoints", []))
+    )
+
+
+def _clock(c: Any) -> bool:
+    """clock: realtime_minus_monotonic_ns and utc_offset_s integers, tz a name."""
+    return (
+        isinstance(c, dict)
+        and all(_is_int(c[k]) for k in ("realtime_minus_monotonic_ns", "utc_offset_s") if k in c)
+        and abs(c.get("realtime_minus_monotonic_ns", 0)) < (1 << 62)
+        and abs(c.get("utc_offset_s", 0)) <= 86400
+        and isinstance(c.get("tz", ""), str)
+    )
 
 
 def _rows_of(*checks):
@@ -654,17 +762,17 @@ def _counter(v: Any) -> bool:
 # What readers use from the metadata, and the shape they need: anything else is a
 # corrupt (or hostile) file, refused in one line rather than failing deep in a report.
 _META_SHAPE = {
-    "start_ns": _is_int,
-    "end_ns": _is_int,
+    "start_ns": _is_time,
+    "end_ns": _is_time,
     "clean_stop": lambda v: isinstance(v, bool),
-    "clock": _dict_of(lambda x: _is_int(x) or isinstance(x, str)),
+    "clock": _clock,
     "events": _dict_of(_counter),
     "processes": _rows_of(_is_int, _is_int, lambda x: isinstance(x, str)),
     "disks": _rows_of(_is_int, lambda x: isinstance(x, str)),
     "host": lambda v: isinstance(v, dict),
     "settings": lambda v: isinstance(v, dict),
     "agent": lambda v: isinstance(v, dict),
-    "probes": lambda v: isinstance(v, list) and all(isinstance(p, dict) for p in v),
+    "probes": lambda v: isinstance(v, list) and all(_probe(p) for p in v),
     "missed_runs": _dict_of(_is_int),
     "tree_filter_full": _is_int,
     "kernel_reads": _dict_of(

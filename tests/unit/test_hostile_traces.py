@@ -4,10 +4,14 @@ malformed metadata and filters. Each gets its answer, or one line and exit 1."""
 
 from __future__ import annotations
 
+import os
+import re
 import resource
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from bpfcap.formats.trace import SegmentDir
 from bpfcap.tests.builders import START_NS, S, exec_row, meta, open_row, table, write_trace
@@ -101,3 +105,134 @@ def test_a_newline_in_a_map_key_cannot_forge_a_line(tmp_path):
     assert out.count(b"\n@[") == 1 and b"/a\\x0a@[/etc/shadow]: 999]: 1" in out
     hist = run("report", "hist", t, "--field", "lat_ns", "--by", "path").stdout
     assert b"@lat_ns[/a\\x0a@[/etc/shadow]: 999]:" in hist
+
+
+HOSTILE = Path(__file__).resolve().parent.parent / "hostile"
+GB = 1 << 30
+
+
+def _peak_rss_mb(*args) -> tuple[int, bytes, float]:
+    """`bpfcap ARGS` (stdout counted in lines, not kept): exit status, line count, and the
+    peak RSS of that process alone (wait4 of the shell running it)."""
+    p = subprocess.Popen(
+        ["sh", "-c", f'"{BPFCAP}" "$@" | wc -l', "sh", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    out = p.stdout.read()
+    p.stdout.close()
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return p.returncode, out, ru.ru_maxrss / 1024
+
+
+def test_a_long_value_repeated_is_read_in_bounded_memory():
+    """One 60 KB path, dictionary-encoded, in 50,000 rows: 3 GB once expanded, from a
+    45 KB file. Reports hold what they print a slice at a time (trace.READ_BYTES) and
+    aggregates their keys: both run under a 2 GB address-space limit (a Python with
+    pyarrow reserves ~1.7 GB), where reading the whole row group did not."""
+    f = HOSTILE / "path-bomb.parquet"
+    limit = {resource.RLIMIT_AS: 2 * GB}
+    count = run("report", "count", f, "--by", "path", limits=limit)
+    assert count.returncode == 0, count.stderr
+    assert count.stdout.endswith(b"a]: 50000\n")
+    r = subprocess.run(
+        [
+            "sh",
+            "-c",
+            f'ulimit -v {2 * GB // 1024}; "{BPFCAP}" report opensnoop "$1" | wc -l',
+            "sh",
+            str(f),
+        ],
+        capture_output=True,
+        timeout=600,
+    )
+    assert r.returncode == 0 and int(r.stdout) == 1 + 50_000, r.stderr
+
+
+def test_a_value_longer_than_any_bpfcap_writes_is_refused():
+    r = run("report", "opensnoop", HOSTILE / "path-too-long.parquet")
+    assert r.returncode == 1
+    assert r.stderr.decode().count("\n") == 1
+    assert b"longer than 65536 bytes" in r.stderr
+
+
+def test_info_counts_kinds_without_statistics_in_bounded_memory():
+    """10M rows whose kind has no statistics (a 1 MB file): counted a batch at a time."""
+    rc, _, rss = _peak_rss_mb("info", HOSTILE / "kind-no-stats.parquet")
+    assert rc == 0
+    out = run("info", HOSTILE / "kind-no-stats.parquet").stdout.decode()
+    assert re.search(r"\n  open +10000000 rows", out), out
+    assert rss < 400, f"peak RSS {rss:.0f} MB"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["report", "syscount", "-i", "1"],
+        ["report", "biolatency", "{f}", "1"],
+        ["report", "runqlat", "{f}", "1"],
+    ],
+)
+def test_a_far_end_does_not_build_windows_without_bound(args):
+    f = HOSTILE / "meta-far-end.parquet"
+    args = [str(f) if a == "{f}" else a for a in args]
+    if str(f) not in args:
+        args.append(str(f))
+    r = run(*args, limits={resource.RLIMIT_AS: 2 * GB})
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.decode().startswith("error: ") and b"intervals of 1 s" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "name", ["meta-deep", "meta-clock-string", "meta-empty-probe", "meta-huge-int", "times-wrap"]
+)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["info"],
+        ["report", "opensnoop"],
+        ["report", "opensnoop", "-T"],
+        ["report", "count", "--by", "comm"],
+        ["report", "syscount"],
+        ["report", "biolatency"],
+    ],
+)
+def test_hostile_metadata_and_times_end_in_one_line(name, args):
+    """Exit 0 (the file is usable) or 1 with one line: never an internal error (70)."""
+    r = run(*args, HOSTILE / f"{name}.parquet")
+    assert r.returncode in (0, 1), r.stderr
+    if r.returncode:
+        lines = r.stderr.decode().strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+
+
+@pytest.mark.parametrize(
+    "where, needle",
+    [
+        ("tgid == 123456789012345678901", "out of range"),
+        ("tgid == -99999999999999999999", "out of range"),
+        ('tgid == "abc"', "cannot compare number with text"),
+        ("kind == 5", "cannot compare text with number"),
+        ('tgid in (1, "a")', "cannot compare number with text"),
+        ('path ~ "("', "bad regular expression"),
+        ('tgid ~ "1"', "~ needs a text column"),
+        ('flags & "x" != 0', "& takes numbers"),
+        ("not " * 2000 + "tgid == 1", "nested more than"),
+        ("(" * 2000 + "tgid == 1" + ")" * 2000, "nested more than"),
+    ],
+)
+def test_bad_where_is_one_line(tmp_path, where, needle):
+    t = write_trace(tmp_path / "t.parquet", [open_row()])
+    r = run("report", "count", t, "--by", "comm", "--where", where)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --where") and needle in lines[0]
+
+
+def test_where_numbers_as_written(tmp_path):
+    """0123 is decimal (it used to be an internal error), 0x and 0o as in C."""
+    t = write_trace(tmp_path / "t.parquet", [open_row(tgid=123), open_row(tgid=16)])
+    for where, n in (("tgid == 0123", 1), ("tgid == 0x10", 1), ("tgid == 0o20", 1)):
+        r = run("report", "count", t, "--by", "comm", "--where", where)
+        assert r.returncode == 0 and r.stdout.endswith(f"]: {n}\n".encode()), (where, r)

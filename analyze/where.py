@@ -69,6 +69,25 @@ MAX_DEPTH = 64
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
+def _fits(value, t: pa.DataType | None) -> bool:
+    """`value` is representable in integer type `t` (anything fits other types)."""
+    if t is None or not isinstance(value, int):
+        return True
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if not pa.types.is_integer(t):
+        return True
+    bits = t.bit_width
+    if pa.types.is_signed_integer(t):
+        return -(1 << (bits - 1)) <= value < (1 << (bits - 1))
+    return 0 <= value < (1 << bits)
+
+
+def _literal(side) -> bool:
+    """An operand that is a number or string, not a column or a condition."""
+    return side[1] is None
+
+
 def _kind_of(t: pa.DataType | None, value=None) -> str:
     """What a value compares as: "number", "text" or "bool" (a literal: by its value)."""
     if t is None:
@@ -77,6 +96,10 @@ def _kind_of(t: pa.DataType | None, value=None) -> str:
         t = t.value_type
     if pa.types.is_boolean(t):
         return "bool"
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return "list"
+    if pa.types.is_fixed_size_binary(t):
+        return "address"
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_timestamp(t):
         return "number"
     return "text"
@@ -142,6 +165,8 @@ class _Parser:
         if t.kind == "op" and t.text in _CMP:
             self.i += 1
             right = self.bits()
+            if _literal(left) and _literal(right):
+                raise UsageError(f"--where: {t.text} compares no column")
             self.check_types(left, right, t.text)
             return _CMP[t.text](*self.coerce(left, right))
         if self.take("~"):
@@ -149,7 +174,7 @@ class _Parser:
             if pattern.kind != "str":
                 raise self.fail("a quoted regular expression after ~")
             self.i += 1
-            if isinstance(left[0], (int, str)) or _kind_of(left[1]) != "text":
+            if _literal(left) or _kind_of(left[1]) != "text":
                 raise UsageError("--where: ~ needs a text column on its left")
             regex = _unquote(pattern.text)
             try:  # RE2 syntax, checked now rather than when the first row is read
@@ -158,6 +183,8 @@ class _Parser:
                 raise UsageError(f"--where: bad regular expression {regex!r}: {e}") from None
             return pc.match_substring_regex(left[0], regex)
         if self.take("in"):
+            if _literal(left):
+                raise UsageError("--where: in needs a column on its left")
             if not self.take("("):
                 raise self.fail("( after in")
             values = [self.literal()]
@@ -168,6 +195,8 @@ class _Parser:
             col_type = left[1]
             for v in values:
                 self.check_types(left, (v, None), "in")
+            # A number the column's type cannot hold matches no row.
+            values = [v for v in values if _fits(v, col_type)]
             return pc.is_in(
                 left[0], value_set=pa.array([_as(v, col_type) for v in values], col_type)
             )
@@ -182,13 +211,28 @@ class _Parser:
             for side in (e, right):
                 if _kind_of(side[1], side[0]) != "number":
                     raise UsageError("--where: & takes numbers (flags & 64)")
-            e = (pc.bit_wise_and(e[0], right[0]), e[1] or right[1])
+            if _literal(e) and _literal(right):
+                raise UsageError("--where: & needs a column")
+            e = (pc.bit_wise_and(_expr(e[0], right[1]), _expr(right[0], e[1])), e[1] or right[1])
         return e
 
     def check_types(self, left, right, op: str) -> None:
         """Both sides compare alike (a number with a number, text with text)."""
         (a, atype), (b, btype) = left, right
         ka, kb = _kind_of(atype, a), _kind_of(btype, b)
+        if "list" in (ka, kb):
+            raise UsageError(f"--where: {op} cannot compare a list column (args, dirs)")
+        if "address" in (ka, kb):
+            raise UsageError(
+                f"--where: {op} cannot compare an address column (saddr, daddr)",
+                "filter by port, pid or comm, or read the trace with `bpfcap export`",
+            )
+        if atype is not None and btype is not None and ka == kb == "text":
+            plain = [t.value_type if pa.types.is_dictionary(t) else t for t in (atype, btype)]
+            if plain[0] != plain[1]:
+                raise UsageError(
+                    f"--where: cannot compare columns of types {plain[0]} and {plain[1]}"
+                )
         if ka != kb:
             raise UsageError(
                 f"--where: cannot compare {ka} with {kb} ({op})",

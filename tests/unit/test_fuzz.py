@@ -176,6 +176,68 @@ def test_metadata_replaced_by_any_json(good, tmp_path, data) -> None:
     check(p, data.draw(st.sampled_from(COMMANDS), label="command"))
 
 
+# Values of the right JSON shape but hostile: huge, negative, far, wrong scalar type.
+HOSTILE_SCALAR = (
+    st.integers(min_value=-(1 << 70), max_value=1 << 70)
+    | st.sampled_from([0, -1, (1 << 62), (1 << 63) - 1, 1 << 63, 1 << 64, 10**30])
+    | st.text(max_size=8)
+    | st.floats(allow_nan=False)
+    | st.none()
+    | st.booleans()
+)
+# Paths into the metadata a reader descends into (a key per level; "#0": a list's first).
+META_PATHS = [
+    ("start_ns",), ("end_ns",), ("clock", "realtime_minus_monotonic_ns"),
+    ("clock", "utc_offset_s"), ("clock", "tz"), ("probes", "#0", "event"),
+    ("probes", "#0", "status"), ("probes", "#0", "tracepoints"), ("probes", "#0"),
+    ("events", "open", "seen"), ("events", "open", "lost"), ("events", "open", "written"),
+    ("events", "open", "lost_timeline"), ("events", "open", "seen_per_cpu"),
+    ("processes", "#0"), ("disks", "#0"), ("missed_runs", "x"), ("tree_filter_full",),
+    ("host", "hostname"), ("host", "ncpus"), ("settings", "events"),
+]  # fmt: skip
+
+
+def _set(meta: dict, path: tuple[str, ...], value) -> None:
+    node = meta
+    for key in path[:-1]:
+        nxt = node[0] if key == "#0" and isinstance(node, list) and node else None
+        if key != "#0":
+            nxt = node.get(key) if isinstance(node, dict) else None
+            if not isinstance(nxt, (dict, list)):
+                nxt = node[key] = {} if isinstance(node, dict) else None
+        if nxt is None:
+            return
+        node = nxt
+    last = path[-1]
+    if last == "#0":
+        if isinstance(node, list):
+            node[:1] = [value]
+    elif isinstance(node, dict):
+        node[last] = value
+
+
+@FUZZ
+@given(data=st.data())
+def test_metadata_fields_given_hostile_values(good, tmp_path, data) -> None:
+    """Inside the shape readers use: any field a reader descends into set to a hostile
+    value (beyond 64 bits, negative, far in time, the wrong type), or nested deep."""
+    src = tmp_path / "src.parquet"
+    src.write_bytes(good)
+    table = pq.read_table(src)
+    md = dict(pq.read_metadata(src).metadata)
+    meta = json.loads(md[KEY_META])
+    for path in data.draw(st.lists(st.sampled_from(META_PATHS), min_size=1, max_size=3)):
+        _set(meta, path, data.draw(HOSTILE_SCALAR | JSON, label=".".join(path)))
+    body = json.dumps(meta).encode()
+    if data.draw(st.booleans(), label="nest deep"):
+        depth = data.draw(st.integers(min_value=900, max_value=20_000), label="depth")
+        body = body[:-1] + b', "deep": ' + b"[" * depth + b"]" * depth + b"}"
+    md[KEY_META] = body
+    p = tmp_path / "t.parquet"
+    pq.write_table(table.replace_schema_metadata(md), p)
+    check(p, data.draw(st.sampled_from(COMMANDS), label="command"))
+
+
 def test_truncated_at_every_length(good, tmp_path) -> None:
     """Every prefix of a small trace: opened and read whole, or refused in one error."""
     from bpfcap.formats.errors import BpfcapError

@@ -233,6 +233,13 @@ def cwd_row(**kw: Any) -> dict[str, Any]:
     return _row("cwd", defaults, kw)
 
 
+def one_of_each() -> list[dict[str, Any]]:
+    """A row of every event type, with the defaults of its builder."""
+    builders = (open_row, exec_row, fork_row, syscall_row, signal_row, bio_row, runq_row,
+                tcp_row, accept_row, cwd_row)  # fmt: skip
+    return [b() for b in builders]
+
+
 def table(rows: list[dict[str, Any]]) -> pa.Table:
     """Rows (of one kind) as a table in the full trace schema; absent columns are null."""
     cols = {}

@@ -14,28 +14,14 @@ from hypothesis import strategies as st
 from bpfcap.analyze.where import compile_where
 from bpfcap.formats.errors import UsageError
 from bpfcap.formats.events import SCHEMA
-from bpfcap.tests.builders import (
-    bio_row,
-    exec_row,
-    fork_row,
-    open_row,
-    runq_row,
-    signal_row,
-    syscall_row,
-    table,
-    tcp_row,
-)
+from bpfcap.tests.builders import one_of_each, table
 
 FUZZ = settings(
     max_examples=int(os.environ.get("BPFCAP_FUZZ_EXAMPLES", "150")) * 4,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-ROWS = pa.concat_tables(
-    table([r])
-    for r in (open_row(), exec_row(), fork_row(), syscall_row(), signal_row(), bio_row(),
-              runq_row(), tcp_row())
-)  # fmt: skip
+ROWS = pa.concat_tables(table([r]) for r in one_of_each())
 COLUMNS = [*SCHEMA.names, "nope", "Kind", "_"]
 NUMBERS = st.one_of(
     st.integers(min_value=-(1 << 70), max_value=1 << 70).map(str),

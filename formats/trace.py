@@ -159,20 +159,6 @@ def refuse_existing(path: Path, force: bool) -> None:
         raise OutputError(f"{path} already exists", "pass --force to overwrite it")
 
 
-def _open_exclusive(path: Path, force: bool) -> int:
-    """Create `path` 0600 without following a symlink; refuse an existing file unless
-    `force`. Traces hold paths, arguments and addresses: they are private by default."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    if force and path.is_file() and not path.is_symlink():
-        path.unlink()
-    try:
-        return os.open(path, flags, 0o600)
-    except FileExistsError as e:
-        raise OutputError(f"{path} already exists", "pass --force to overwrite it") from e
-    except OSError as e:
-        raise OutputError(f"cannot create {path}: {e.strerror}", "choose another -o path") from e
-
-
 def encode_kind(table: pa.Table, realtime_minus_monotonic_ns: int) -> bytes:
     """Rows of one kind (the in-memory representation; columns of other kinds, if any,
     are dropped) as a Parquet file of that kind's format-2 columns only: what a row costs
@@ -442,7 +428,7 @@ class Trace:
         todo = self.row_groups(kind) if groups is None else groups
         if not todo:
             return  # no rows of this kind (an older trace may lack its columns too)
-        absent = self._check_columns(columns)
+        absent, schemas = self._check_columns(columns)
         # One file open at a time (the groups come in file order): a killed recording of
         # hours is thousands of segments, more than a process may have open.
         opened: dict[Path, tuple[pq.ParquetFile, list[str]]] = {}
@@ -454,20 +440,20 @@ class Trace:
                 for pf, _ in opened.values():
                     pf.close()
                 opened.clear()
+                schema = schemas[f]
+                here = [c for c in columns if c not in absent[f]]
+                new = self.versions.get(f, FORMAT_VERSION) >= 2
+                stored = v2.read_columns(here, set(schema.names)) if new else here
+                text = [
+                    c
+                    for c in {*stored, *as_dictionary}
+                    if c in schema.names
+                    and (
+                        pa.types.is_string(schema.field(c).type)
+                        or pa.types.is_binary(schema.field(c).type)
+                    )
+                ]
                 with _reading(f):
-                    schema = pq.read_schema(f)
-                    here = [c for c in columns if c not in absent[f]]
-                    new = self.versions.get(f, FORMAT_VERSION) >= 2
-                    stored = v2.read_columns(here, set(schema.names)) if new else here
-                    text = [
-                        c
-                        for c in {*stored, *as_dictionary}
-                        if c in schema.names
-                        and (
-                            pa.types.is_string(schema.field(c).type)
-                            or pa.types.is_binary(schema.field(c).type)
-                        )
-                    ]
                     opened[f] = (pq.ParquetFile(f, read_dictionary=text), stored)
             pf, stored = opened[f]
             with _reading(f):
@@ -515,14 +501,16 @@ class Trace:
             for pf, _ in opened.values():
                 pf.close()
 
-    def _check_columns(self, names: list[str]) -> dict[Path, set[str]]:
+    def _check_columns(
+        self, names: list[str]
+    ) -> tuple[dict[Path, set[str]], dict[Path, pa.Schema]]:
         """The columns exist, with the types this bpfcap reads (a file may be hostile),
         except those added to the format after a file was written: returned, per file,
-        to be read as null."""
-        absent = {}
+        to be read as null; and each file's schema."""
+        absent, schemas = {}, {}
         for f in self.files:
             with _reading(f):
-                schema = pq.read_schema(f)
+                schema = schemas[f] = pq.read_schema(f)
             new = self.versions.get(f, FORMAT_VERSION) >= 2
             absent[f] = (
                 set() if new else {n for n in names if n not in schema.names and n in ADDED_TO_V1}
@@ -540,7 +528,7 @@ class Trace:
                 raw = n + v2.RAW
                 if new and raw in schema.names and schema.field(raw).type != FIELDS[n].arrow_type():
                     raise TraceFormatError(f"{f}: column {raw} is {schema.field(raw).type}")
-        return absent
+        return absent, schemas
 
     def read(self, kind: str, columns: list[str] | None = None) -> pa.Table:
         """All rows of one kind as one table: the kind's own columns unless `columns` is
@@ -562,43 +550,36 @@ READ_BYTES = 16 << 20
 MAX_VALUE_BYTES = 64 << 10
 
 
+def _widest(col: pa.ChunkedArray) -> int:
+    """The longest value, in bytes, of a dictionary column's dictionaries (0 if empty)."""
+    return max(
+        (pc.max(pc.binary_length(c.dictionary)).as_py() for c in col.chunks if len(c.dictionary)),
+        default=0,
+    )
+
+
 def _check_lengths(f: Path, t: pa.Table) -> None:
     for name in t.column_names:
-        col = t[name]
-        if not pa.types.is_dictionary(col.type):
-            continue
-        for chunk in col.chunks:
-            d = chunk.dictionary
-            if len(d) and pc.max(pc.binary_length(d)).as_py() > MAX_VALUE_BYTES:
-                raise TraceFormatError(
-                    f"{f}: a value of column {name} is longer than {MAX_VALUE_BYTES} bytes "
-                    "(bpfcap writes none such: a damaged or hostile file)"
-                )
+        if pa.types.is_dictionary(t[name].type) and _widest(t[name]) > MAX_VALUE_BYTES:
+            raise TraceFormatError(
+                f"{f}: a value of column {name} is longer than {MAX_VALUE_BYTES} bytes "
+                "(bpfcap writes none such: a damaged or hostile file)"
+            )
 
 
 def _slices(t: pa.Table, keep: tuple[str, ...]) -> Iterator[pa.Table]:
     """`t` with its dictionary columns (but those in `keep`) expanded, in slices of rows
     whose expanded text is at most READ_BYTES."""
-    widest = 0
-    for name in t.column_names:
-        col = t[name]
-        if pa.types.is_dictionary(col.type) and name not in keep:
-            widest += (
-                max(
-                    (pc.max(pc.binary_length(c.dictionary)).as_py() or 0)
-                    for c in col.chunks
-                    if len(c.dictionary)
-                )
-                if any(len(c.dictionary) for c in col.chunks)
-                else 0
-            )
-    step = max(1, READ_BYTES // max(1, widest)) if widest else max(1, t.num_rows)
+    expand = [n for n in t.column_names if pa.types.is_dictionary(t[n].type) and n not in keep]
+    widest = sum(_widest(t[n]) for n in expand)
+    step = max(1, READ_BYTES // widest) if widest else max(1, t.num_rows)
     for at in range(0, max(1, t.num_rows), step):
         part = t.slice(at, step)
-        for j, name in enumerate(part.column_names):
+        for name in expand:
             col = part[name]
-            if pa.types.is_dictionary(col.type) and name not in keep:
-                part = part.set_column(j, name, col.cast(col.type.value_type))
+            part = part.set_column(
+                part.column_names.index(name), name, col.cast(col.type.value_type)
+            )
         yield part
 
 
@@ -770,7 +751,14 @@ _META_SHAPE = {
     "processes": _rows_of(_is_int, _is_int, lambda x: isinstance(x, str)),
     "disks": _rows_of(_is_int, lambda x: isinstance(x, str)),
     "host": lambda v: isinstance(v, dict),
-    "settings": lambda v: isinstance(v, dict),
+    "settings": lambda v: (
+        isinstance(v, dict)
+        and (
+            v.get("events") is None
+            or isinstance(v["events"], list)
+            and all(isinstance(e, str) for e in v["events"])
+        )
+    ),
     "agent": lambda v: isinstance(v, dict),
     "probes": lambda v: isinstance(v, list) and all(_probe(p) for p in v),
     "missed_runs": _dict_of(_is_int),

@@ -8,11 +8,13 @@ A fixed budget runs in CI; a longer run: BPFCAP_FUZZ_EXAMPLES=20000 pytest tests
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -198,21 +200,24 @@ META_PATHS = [
 
 
 def _set(meta: dict, path: tuple[str, ...], value) -> None:
-    node = meta
+    """meta[path] = value, creating dicts on the way; a path through a value that is not
+    a container of the kind the path needs ends where it is (nothing set)."""
+    node: Any = meta
     for key in path[:-1]:
-        nxt = node[0] if key == "#0" and isinstance(node, list) and node else None
-        if key != "#0":
-            nxt = node.get(key) if isinstance(node, dict) else None
-            if not isinstance(nxt, (dict, list)):
-                nxt = node[key] = {} if isinstance(node, dict) else None
-        if nxt is None:
+        if key == "#0":
+            if not (isinstance(node, list) and node):
+                return
+            node = node[0]
+        elif isinstance(node, dict):
+            if not isinstance(node.get(key), (dict, list)):
+                node[key] = {}
+            node = node[key]
+        else:
             return
-        node = nxt
     last = path[-1]
-    if last == "#0":
-        if isinstance(node, list):
-            node[:1] = [value]
-    elif isinstance(node, dict):
+    if last == "#0" and isinstance(node, list):
+        node[:1] = [value]
+    elif last != "#0" and isinstance(node, dict):
         node[last] = value
 
 
@@ -227,7 +232,9 @@ def test_metadata_fields_given_hostile_values(good, tmp_path, data) -> None:
     md = dict(pq.read_metadata(src).metadata)
     meta = json.loads(md[KEY_META])
     for path in data.draw(st.lists(st.sampled_from(META_PATHS), min_size=1, max_size=3)):
-        _set(meta, path, data.draw(HOSTILE_SCALAR | JSON, label=".".join(path)))
+        # A copy: a later path may descend into it, and a drawn value must stay as drawn
+        # (hypothesis replays it).
+        _set(meta, path, copy.deepcopy(data.draw(HOSTILE_SCALAR | JSON, label=".".join(path))))
     body = json.dumps(meta).encode()
     if data.draw(st.booleans(), label="nest deep"):
         depth = data.draw(st.integers(min_value=900, max_value=20_000), label="depth")

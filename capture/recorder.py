@@ -314,7 +314,7 @@ def _writing(action: Callable[..., None], *args) -> None:
         raise _WriteFailed() from e
 
 
-def _never_raises(log: Callable[[str], None]) -> Callable[[str], None]:
+def never_raises(log: Callable[[str], None]) -> Callable[[str], None]:
     """`log`, made unable to stop the recording: a message to a terminal that hung up
     (EIO), a closed pipe (EPIPE) or a full log file is dropped, not raised."""
 
@@ -330,7 +330,7 @@ def _never_raises(log: Callable[[str], None]) -> Callable[[str], None]:
 class Recorder:
     def __init__(self, opts: RecordOptions, log: Callable[[str], None]):
         self.opts = opts
-        self.log = _never_raises(log)
+        self.log = never_raises(log)
         self._stop_reason: str | None = None
         self._told_stopping = False
         self._told_tree_full = False

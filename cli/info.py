@@ -29,10 +29,10 @@ def info(ctx: click.Context, trace: str | None, fmt: str, types: bool) -> None:
     the file says (a hostile hostname) are printed escaped, as \\xNN."""
     from bpfcap.analyze.info import summarize
     from bpfcap.cli.render import escaping_stdout
-
-    escaping_stdout(ctx)
     from bpfcap.formats.errors import UsageError
     from bpfcap.formats.trace import open_trace, rows_by_kind
+
+    escaping_stdout(ctx)
 
     if types:
         _types(fmt)

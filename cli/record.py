@@ -116,7 +116,7 @@ def record(
     clean stop merges them into PATH."""
     from pathlib import Path
 
-    from bpfcap.capture.recorder import Recorder, RecordOptions
+    from bpfcap.capture.recorder import Recorder, RecordOptions, never_raises
     from bpfcap.formats.errors import UsageError
     from bpfcap.formats.events import BY_NAME, DEFAULT_TYPES, EVENT_TYPES, with_companions
 
@@ -150,24 +150,18 @@ def record(
         opts.ringbuf_pages = ringbuf_pages
     opts.tree_max = tree_max
     opts.user = parse_user(user) if user is not None else None
-    result = Recorder(opts, log=_say).run()
-    _say(f"Wrote {result.path} ({result.events} events, {result.lost} lost)")
+    # stderr may be gone (a hung-up terminal, a closed pipe): the trace is written and
+    # the exit status is the command's all the same.
+    say = never_raises(lambda msg: click.echo(msg, err=True))
+    result = Recorder(opts, log=say).run()
+    say(f"Wrote {result.path} ({result.events} events, {result.lost} lost)")
     if opts.keep is not None:
         from bpfcap.formats.trace import open_trace, rows_by_kind
 
         kept = sum(rows_by_kind(open_trace(result.path)).values())
-        _say(f"  of which the newest {kept} are kept (--keep {opts.keep})")
+        say(f"  of which the newest {kept} are kept (--keep {opts.keep})")
     if result.exit_status:
         sys.exit(result.exit_status)
-
-
-def _say(msg: str) -> None:
-    """A message on stderr, where there is one: the trace is written, and the exit status
-    is the command's, whether or not the terminal is still there to read it."""
-    try:
-        click.echo(msg, err=True)
-    except (OSError, ValueError):
-        pass
 
 
 def parse_rotate(text: str) -> tuple[float | None, int | None]:

@@ -421,18 +421,16 @@ def bpftrace_key(key: Sequence[Any], raw: bool = False) -> str:
     as they are, src/output/text.cpp:19), unless `raw` is False: then control characters
     (newlines too: a key cannot forge a line) are escaped. Bytes come back as such from
     the result's `.encode("utf-8", "surrogateescape")`, as the bpftrace_* writers encode."""
-    return ", ".join(
-        (v if raw else escape_controls(v)).decode("utf-8", "surrogateescape")
-        if isinstance(v, bytes)
-        else ""
-        if v is None
-        else str(v)
-        if raw or not isinstance(v, str)
-        else escape_controls(v.encode("utf-8", "surrogateescape")).decode(
-            "utf-8", "surrogateescape"
-        )
-        for v in key
-    )
+
+    def text(v: Any) -> str:
+        if v is None:
+            return ""
+        if not isinstance(v, (bytes, str)):
+            return str(v)
+        data = v if isinstance(v, bytes) else v.encode("utf-8", "surrogateescape")
+        return (data if raw else escape_controls(data)).decode("utf-8", "surrogateescape")
+
+    return ", ".join(text(v) for v in key)
 
 
 def bpftrace_map_text(
@@ -524,9 +522,7 @@ class EscapingWriter(io.RawIOBase):
         self._held = b""
         if chunk.endswith(b"\xc2"):
             chunk, self._held = chunk[:-1], b"\xc2"
-        if _CONTROLS.search(chunk) is not None:
-            chunk = escape_controls(chunk, newline=False)
-        self._out.write(chunk)
+        self._out.write(escape_controls(chunk, newline=False))
         return len(data)
 
     def flush(self) -> None:

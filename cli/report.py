@@ -47,8 +47,13 @@ def _hist_tool_arguments(f: Any) -> Any:
     return click.argument("trace")(f)
 
 
-# --raw: kernel text as recorded (set by the option's callback on any report command).
-_OUTPUT: dict[str, Any] = {"raw": False, "writer": None}
+# The stdout writer of this report (escaping_stdout); --raw sets its .raw, which the
+# writers of values read too.
+_OUTPUT: dict[str, Any] = {"writer": None}
+
+
+def _raw() -> bool:
+    return _OUTPUT["writer"] is not None and _OUTPUT["writer"].raw
 
 
 @click.group()
@@ -61,15 +66,12 @@ def report(ctx: click.Context) -> None:
     the bytes as recorded."""
     from bpfcap.cli.render import escaping_stdout
 
-    _OUTPUT["raw"] = False
     _OUTPUT["writer"] = escaping_stdout(ctx)
 
 
 def _set_raw(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if value:
-        _OUTPUT["raw"] = True
-        if _OUTPUT["writer"] is not None:
-            _OUTPUT["writer"].raw = True
+    if value and _OUTPUT["writer"] is not None:
+        _OUTPUT["writer"].raw = True
 
 
 _RAW = click.Option(
@@ -639,7 +641,7 @@ def count(
     out = sys.stdout.buffer
     if fmt == "text":
         rows = list(zip(zip(*(table[k].to_pylist() for k in keys)), table["count"].to_pylist()))
-        out.write(bpftrace_map_text("", rows, _OUTPUT["raw"]))
+        out.write(bpftrace_map_text("", rows, _raw()))
     else:
         _write(table, (), fmt, out)
     out.flush()
@@ -710,7 +712,7 @@ def hist(
         from bpfcap.cli.render import bpftrace_key
 
         for key, counts in ordered:
-            title = field + (f"[{bpftrace_key(key, _OUTPUT['raw'])}]" if keys else "")
+            title = field + (f"[{bpftrace_key(key, _raw())}]" if keys else "")
             out.write(bpftrace_hist_text(title, counts.tolist(), lin))
     else:
         rows = [
@@ -1057,7 +1059,7 @@ def pa_array(values: list[Any]) -> Any:
 def _write(table: Any, columns: Any, fmt: str, out: Any, header: bool = True) -> None:
     from bpfcap.cli.render import write
 
-    write(table, columns, fmt, out, header=header, raw=_OUTPUT["raw"])
+    write(table, columns, fmt, out, header=header, raw=_raw())
 
 
 for _command in report.commands.values():

@@ -35,12 +35,8 @@ from bpfcap import __version__
 from bpfcap.formats.errors import CaptureUnavailable, OutputError, UsageError
 from bpfcap.formats.events import BY_KIND_ID, DEFAULT_TYPES, EVENT_TYPES
 from bpfcap.formats.schema import EventType
-from bpfcap.formats.trace import (
-    FORMAT_VERSION,
-    PARTIAL_SUFFIX,
-    SegmentDir,
-    merge_files,
-)
+from bpfcap.formats.trace import FORMAT_VERSION, PARTIAL_SUFFIX
+from bpfcap.formats.writer import merge_files
 
 from . import host
 from .bpf_loader import BCC_FIX
@@ -57,6 +53,7 @@ from .bpfgen import (
 )
 from .btf import resolve_reads
 from .decode import Records, decode_buffers
+from .segments import SegmentDir
 
 SEGMENT_S = 1.0
 # A segment closes early when it holds this many rows: at a syscall storm's 1.6M rows/s a

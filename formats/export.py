@@ -24,16 +24,8 @@ from . import v2
 from .errors import OutputError, UsageError
 from .events import BY_NAME, EVENT_TYPES
 from .schema import EventType
-from .trace import (
-    Trace,
-    clock_offset,
-    described,
-    refuse_existing,
-    rows_by_kind,
-    template_of,
-    write_joined,
-    write_kind,
-)
+from .trace import Trace, clock_offset, rows_by_kind
+from .writer import described, refuse_existing, template_of, write_joined, write_kind
 
 
 def event_type(kind: str) -> EventType:

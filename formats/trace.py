@@ -1,4 +1,7 @@
-"""Trace files: format version 2 (format 1 is still read; formats/v2.py says how they differ).
+"""Reading trace files: format version 2 (format 1 is still read; formats/v2.py says how
+they differ). What a trace is, what a file must hold to be read (refused otherwise, in one
+line), and its rows streamed a row group at a time in bounded memory, whatever a file
+claims. Writing: formats/writer.py; the recorder's segment directory: capture/segments.py.
 
 A trace is Parquet (zstd), in one of two shapes that every command reads alike:
 
@@ -26,26 +29,23 @@ drain independently): readers sort by timestamp.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
-import tempfile
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import v2
-from .errors import IncompatibleTraceError, OutputError, TraceFormatError
+from .errors import IncompatibleTraceError, TraceFormatError
 from .events import BY_NAME, EVENT_TYPES, SCHEMA
-from .parquet_concat import concat, concat_to_template
 from .schema import empty_table
 
 FORMAT_VERSION = 2
@@ -54,7 +54,8 @@ KEY_VERSION = b"bpfcap.format_version"
 KEY_META = b"bpfcap.meta"
 PARTIAL_SUFFIX = ".partial"
 SEGMENT_GLOB = "seg-*.parquet"
-# Segment 0 of a segment directory: no rows, the metadata known at start (see SegmentDir).
+# Segment 0 of a segment directory: no rows, the metadata known at start (written first
+# by the recorder: capture/segments.py).
 # A Parquet file of the trace schema like any segment: stock readers see no rows in it,
 # rotation joins it with the segments after it, the merge at a clean stop copies no rows
 # from it.
@@ -65,15 +66,24 @@ HEADER = "seg-000000.parquet"
 _SEGMENT_RE = re.compile(r"^seg-(\d+)(?:-(\d+))?\.parquet$")
 
 
+def segment_span(name: str) -> tuple[int, int, bool] | None:
+    """(first, last, joined) of a segment file's name: seg-A.parquet is (A, A, False),
+    seg-A-B.parquet (A, B, True); None for any other name."""
+    m = _SEGMENT_RE.match(name)
+    if not m:
+        return None
+    a = int(m.group(1))
+    joined = m.group(2) is not None
+    return a, int(m.group(2)) if joined else a, joined
+
+
 def trace_files(directory: Path) -> list[Path]:
     """The segment files of a directory trace, in time order, each row once."""
     spans = []
     for f in directory.glob(SEGMENT_GLOB):
-        m = _SEGMENT_RE.match(f.name)
-        if m:
-            a = int(m.group(1))
-            joined = m.group(2) is not None
-            spans.append((a, int(m.group(2)) if joined else a, joined, f))
+        span = segment_span(f.name)
+        if span is not None:
+            spans.append((*span, f))
     covered = [(a, b) for a, b, joined, _ in spans if joined]
     return [
         f
@@ -82,10 +92,6 @@ def trace_files(directory: Path) -> list[Path]:
     ]
 
 
-COMPRESSION = "zstd"
-ROW_GROUP_ROWS = 1 << 20
-# The format-2 schema of every file bpfcap writes: all kinds' columns.
-FILE_SCHEMA = v2.file_schema(EVENT_TYPES)
 # Every declared column, by name (a name means one thing in every kind that has it).
 FIELDS = {f.name: f for t in EVENT_TYPES for f in t.columns}
 _UPGRADE = "upgrade bpfcap (pip install -U bpfcap) to read it"
@@ -95,295 +101,9 @@ _UPGRADE = "upgrade bpfcap (pip install -U bpfcap) to read it"
 ADDED_TO_V1 = frozenset({"args_from", "args_unread", "ppid", "pcomm", "dirs"})
 
 
-def _write_options(schema: pa.Schema) -> dict[str, Any]:
-    """How one kind's rows are encoded. Dictionary encoding where values repeat (names,
-    paths); min/max statistics only where readers prune on them (kind, time, process):
-    statistics of every path cost CPU on the recording host and prune nothing. 64-bit
-    integers are delta-encoded: timestamps rise, and for near-constant values (ret) zstd
-    over PLAIN int64 pages keeps ~0.36 B/row where deltas keep ~0.005."""
-    return dict(
-        compression=COMPRESSION,
-        use_dictionary=[
-            f.name
-            for f in schema
-            if pa.types.is_binary(f.type)
-            or pa.types.is_string(f.type)
-            or pa.types.is_dictionary(f.type)
-        ],
-        write_statistics=[n for n in ("kind", "ts_ns", "time", "tgid", "tid") if n in schema.names],
-        column_encoding={
-            f.name: "DELTA_BINARY_PACKED"
-            for f in schema
-            if (pa.types.is_integer(f.type) and f.type.bit_width == 64)
-            or pa.types.is_timestamp(f.type)
-        },
-        row_group_size=ROW_GROUP_ROWS,
-    )
-
-
-def template_of(schema: pa.Schema) -> bytes:
-    """A Parquet file of `schema` with no rows: the template parquet_concat joins narrow
-    files under (its Arrow schema, field docs and pandas metadata included)."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(empty_table(schema), sink, compression=COMPRESSION)
-    return sink.getvalue().to_pybytes()
-
-
-@functools.lru_cache(maxsize=1)
-def _template() -> bytes:
-    """A file of FILE_SCHEMA with no rows: the schema every written trace file gets."""
-    return template_of(FILE_SCHEMA)
-
-
-def described(meta: dict[str, Any], schema: pa.Schema) -> dict[bytes, bytes]:
-    """Footer key-value metadata saying what a file holds: the recording's metadata (JSON)
-    and the doc of each column of `schema`."""
-    return {
-        KEY_META: json.dumps(meta, separators=(",", ":"), sort_keys=True).encode(),
-        **v2.column_docs(schema),
-    }
-
-
-def _footer(meta: dict[str, Any]) -> dict[bytes, bytes]:
-    return {KEY_VERSION: str(FORMAT_VERSION).encode(), **described(meta, FILE_SCHEMA)}
-
-
 def clock_offset(meta: dict[str, Any]) -> int:
     """The recording's realtime - monotonic offset (ns): `time` = `ts_ns` + this."""
     return int((meta.get("clock") or {}).get("realtime_minus_monotonic_ns", 0))
-
-
-def refuse_existing(path: Path, force: bool) -> None:
-    """An OutputError if `path` exists and `force` is not given."""
-    if not force and path.exists():
-        raise OutputError(f"{path} already exists", "pass --force to overwrite it")
-
-
-def encode_kind(table: pa.Table, realtime_minus_monotonic_ns: int) -> bytes:
-    """Rows of one kind (the in-memory representation; columns of other kinds, if any,
-    are dropped) as a Parquet file of that kind's format-2 columns only: what a row costs
-    to write does not depend on how many kinds the format knows. The columns of other
-    kinds are added, as null chunks that cost nothing per row, when the file is joined
-    into a trace (parquet_concat.concat_to_template)."""
-    sink = pa.BufferOutputStream()
-    write_kind(table, realtime_minus_monotonic_ns, sink)
-    return sink.getvalue().to_pybytes()
-
-
-def write_kind(table: pa.Table, realtime_minus_monotonic_ns: int, where: Any) -> list[str]:
-    """encode_kind() into `where` (a path or a writable stream). Returns the names of the
-    columns written: the `_raw` ones are there only where some value needed them."""
-    t = BY_NAME[table.column("kind")[0].as_py()]
-    # Chunks (drains) of dictionary columns: one dictionary, written once.
-    table = table.unify_dictionaries().combine_chunks()
-    narrow = v2.encode(t, table, realtime_minus_monotonic_ns)
-    pq.write_table(narrow, where, **_write_options(narrow.schema))
-    return narrow.schema.names
-
-
-def write_table_file(
-    path: Path, tables: list[pa.Table], meta: dict[str, Any], *, force: bool = False
-) -> int:
-    """Write `tables` (one kind each, in the in-memory representation) as one trace file
-    of format 2, under a temporary name renamed into place when complete. Returns its
-    size."""
-    parts = [encode_kind(t, clock_offset(meta)) for t in tables if t.num_rows]
-    return write_joined(path, parts, _footer(meta), force=force, template=_template())
-
-
-def write_joined(
-    out: Path,
-    sources: list,
-    footer: dict[bytes, bytes],
-    *,
-    force: bool,
-    template: bytes | None,
-) -> int:
-    """Join `sources` into `out` (0600), with `footer` added to its key-value metadata:
-    narrow kind files under the schema of `template` (template_of()), or, with None,
-    files of one schema (trace files). The result appears under `out` only when
-    complete. Returns its size."""
-    # A name of our own, created exclusively (0600): never a file of the user's such as
-    # OUT.tmp. A `*.tmp` name, so that a directory listing of traces skips it.
-    try:
-        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    except OSError as e:
-        raise OutputError(f"cannot create a file in {out.parent}: {e.strerror}") from e
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if template is not None:
-                concat_to_template(sources, f, template, footer)
-            else:
-                concat(sources, f, footer)
-            f.flush()
-            os.fsync(f.fileno())
-        refuse_existing(out, force)
-        os.replace(tmp, out)
-        _fsync_dir(out.parent)  # the rename itself survives a crash of the host
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return out.stat().st_size
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path if str(path) else ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class SegmentDir:
-    """The directory a recorder writes closed segments into, one per period. Rows of a
-    period are kept in memory and written at its end, one row group per kind.
-
-    It is created with its header, segment 0 (`header`: the metadata known at start),
-    written synchronously before the constructor returns: whenever the directory holds
-    a file, it is a readable trace."""
-
-    def __init__(self, path: Path, header: dict[str, Any]):
-        self.path = path
-        self.index = 0
-        self._sizes = (0, 0)  # bytes in single segments, in all files (see _job)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpfcap-writer")
-        self._writing: Future | None = None
-        try:
-            path.mkdir(mode=0o700)
-        except FileExistsError as e:
-            raise OutputError(
-                f"{path} exists (left by a recorder that did not stop cleanly?)",
-                "read it with `bpfcap info`, then move it away",
-            ) from e
-        except OSError as e:
-            raise OutputError(
-                f"cannot create {path}: {e.strerror}", "choose another -o path"
-            ) from e
-        try:
-            write_table_file(path / HEADER, [], dict(header, segment=0))
-        except OSError as e:
-            self.remove()  # nothing recorded yet: leave nothing behind
-            raise OutputError(
-                f"cannot write {path / HEADER}: {e.strerror}",
-                "free space or choose another -o path",
-            ) from e
-
-    @property
-    def busy(self) -> bool:
-        """A segment is being written."""
-        return self._writing is not None and not self._writing.done()
-
-    def close_segment(
-        self, meta: dict[str, Any], produce: Callable[[], list[pa.Table]] | None = None
-    ) -> None:
-        """Write the next segment and rename it into place, in a writer thread: the caller
-        goes back to draining the ring buffer while Parquet encodes (pyarrow releases the
-        GIL). Its rows are the tables (one kind each) `produce` returns, called in that
-        thread (the recorder decodes its raw records there); without it the segment is
-        empty (fresh counters only). At most one segment waits; an error of an earlier
-        write is raised here or by finish()."""
-        self.index += 1
-        path = self.path / f"seg-{self.index:06d}.parquet"
-        meta = dict(meta, segment=self.index)
-        if self._writing is not None:
-            self._writing.result()  # at most one segment in flight; raises its error
-        self._writing = self._pool.submit(self._job, self._write_segment, path, meta, produce)
-
-    @staticmethod
-    def _write_segment(
-        path: Path, meta: dict, produce: Callable[[], list[pa.Table]] | None
-    ) -> None:
-        write_table_file(path, produce() if produce is not None else [], meta)
-
-    def check(self) -> None:
-        """Raise the error of a write that has failed (a full disk), without waiting for
-        one in progress: the recorder asks at every drain, so that it stops when a write
-        fails, not when the next segment closes (seconds later on a quiet host)."""
-        w = self._writing
-        if w is not None and w.done() and w.exception() is not None:
-            w.result()
-
-    def finish(self) -> None:
-        """Wait for the segment being written; raise its error if it failed."""
-        if self._writing is not None:
-            w, self._writing = self._writing, None
-            w.result()
-        self._pool.shutdown()
-
-    def abort(self) -> None:
-        try:
-            self.finish()
-        except Exception:
-            pass
-
-    def files(self) -> list[Path]:
-        return trace_files(self.path)
-
-    def data_files(self) -> list[Path]:
-        """The closed segments, without the header (which holds no rows)."""
-        return [f for f in self.files() if f.name != HEADER]
-
-    def rotate(self, keep: int | None) -> None:
-        """Join the single segments written so far (the one being written included, as
-        the writer thread runs jobs in order) into one file, seg-A-B.parquet; then keep
-        only the newest `keep` joined files (a flight recorder)."""
-        if self._writing is not None:
-            self._writing.result()  # raises an earlier write's error here
-        self._writing = self._pool.submit(self._job, self._rotate, self.path, self.index, keep)
-
-    @staticmethod
-    def _rotate(path: Path, upto: int, keep: int | None) -> None:
-        singles = []
-        for f in trace_files(path):
-            m = _SEGMENT_RE.match(f.name)
-            if m and m.group(2) is None and int(m.group(1)) <= upto:
-                singles.append((int(m.group(1)), f))
-        if singles:
-            first, last = singles[0][0], singles[-1][0]
-            meta = json.loads(pq.read_metadata(singles[-1][1]).metadata[KEY_META])
-            out = path / f"seg-{first:06d}-{last:06d}.parquet"
-            merge_files([f for _, f in singles], out, meta)
-            for _, f in singles:
-                f.unlink()
-        if keep is not None:
-            joined = [f for f in trace_files(path) if "-" in f.name[4:]]
-            for f in joined[: max(0, len(joined) - keep)]:
-                f.unlink()
-
-    def _job(self, work, *args) -> None:
-        """Run a writer-thread job, then take the directory's sizes once: the recorder
-        asks for them at every drain (--max-size, --rotate SIZE), and they change only
-        here."""
-        try:
-            work(*args)
-        finally:
-            files = self.data_files()
-            single = [f for f in files if "-" not in f.name[len("seg-") :]]
-            self._sizes = (
-                sum(f.stat().st_size for f in single),
-                sum(f.stat().st_size for f in files),
-            )
-
-    def single_bytes(self) -> int:
-        """Bytes in the closed segments not yet joined by rotate()."""
-        return self._sizes[0]
-
-    def closed_bytes(self) -> int:
-        """Bytes in the closed segments (what the merged trace will about hold)."""
-        return self._sizes[1]
-
-    def remove(self) -> None:
-        for p in self.path.iterdir():
-            p.unlink()
-        self.path.rmdir()
-
-
-def merge_files(files: list[Path], out: Path, meta: dict[str, Any], *, force: bool = False) -> int:
-    """Join trace files (segments) into one trace file with `meta` in its footer, by
-    copying their bytes (formats/parquet_concat.py); the result appears under `out` only
-    when complete. Returns its size."""
-    return write_joined(out, files, _footer(meta), force=force, template=None)
 
 
 @dataclass
@@ -403,14 +123,42 @@ class Trace:
     def version(self) -> int:
         return int(self.meta.get("format_version", 0))
 
-    def row_groups(self, kind: str) -> list[tuple[Path, int, bool]]:
+    def row_groups(
+        self, kind: str, since_ns: int | None = None, until_ns: int | None = None
+    ) -> list[tuple[Path, int, bool]]:
         """(file, row group, mixed) holding rows of `kind`, in file order, from statistics
-        alone; `mixed`: the group may hold other kinds too (bpfcap writes none such)."""
+        alone; `mixed`: the group may hold other kinds too (bpfcap writes none such).
+
+        With `since_ns` and/or `until_ns` (monotonic ns, the window [since_ns, until_ns)),
+        only the groups that may hold an event of `kind` completing in the window, at
+        ts_ns + lat_ns as reports place it (a null or absent latency counting 0): a group
+        is left out when its statistics show that every row completed before since_ns
+        (max ts_ns + max lat_ns < since_ns) or started at or after until_ns (min ts_ns >=
+        until_ns). Never fewer: a group whose statistics cannot say (absent, of another
+        type, negative or out of range: see _times()) is kept. The kept groups may hold
+        rows outside the window: the caller still filters rows."""
+        window = since_ns is not None or until_ns is not None
         return [
-            (f, i, one is None)
-            for f, i, _, one in _row_group_kinds(self.files)
-            if one in (None, kind)
+            (g.file, g.index, g.kind is None)
+            for g in _row_group_kinds(self.files, times=window)
+            if g.kind in (None, kind) and not (window and _outside(g, kind, since_ns, until_ns))
         ]
+
+    def time_span(self, kind: str | None = None) -> tuple[int, int] | None:
+        """(first ts_ns, last ts_ns + lat_ns) bounding the rows of `kind` (of every kind if
+        None), from row-group statistics alone: no row starts before the first or
+        completes after the second. None when there are no such rows, or when some group's
+        statistics cannot say."""
+        lo = hi = None
+        for g in _row_group_kinds(self.files, times=True):
+            if kind is not None and g.kind not in (None, kind):
+                continue
+            first, last = _bounds(g, kind)
+            if first is None or last is None:
+                return None
+            lo = first if lo is None else min(lo, first)
+            hi = last if hi is None else max(hi, last)
+        return None if lo is None or hi is None else (lo, hi)
 
     def batches(
         self,
@@ -583,15 +331,35 @@ def _slices(t: pa.Table, keep: tuple[str, ...]) -> Iterator[pa.Table]:
         yield part
 
 
-def _row_group_kinds(files: list[Path]) -> Iterator[tuple[Path, int, int, str | None]]:
-    """(file, row group, rows, its kind) of every non-empty row group, from statistics
-    alone; the kind is None where the statistics do not name a single one."""
+class _Group(NamedTuple):
+    """A non-empty row group, as its statistics describe it."""
+
+    file: Path
+    index: int
+    rows: int
+    kind: str | None  # None where the statistics do not name a single kind (mixed)
+    # Of all its rows (of every kind, if mixed), where the statistics say (else None):
+    ts: tuple[int, int] | None  # min and max ts_ns
+    lat: int | None  # max lat_ns, a null counting 0
+
+
+# Kinds without a lat_ns column: their events complete at ts_ns. Any other kind (an
+# unknown one too) is taken to have one.
+_NO_LAT = frozenset(t.name for t in EVENT_TYPES if "lat_ns" not in {f.name for f in t.columns})
+
+
+def _row_group_kinds(files: list[Path], times: bool = False) -> Iterator[_Group]:
+    """Every non-empty row group, from statistics alone; with `times`, their ts_ns and
+    lat_ns bounds too (else None). One footer read at a time, each file closed before the
+    next. (Not pyarrow.dataset's fragments: their pruning tests one column against a
+    literal, not ts_ns + lat_ns against a window, and trusts statistics this checks.)"""
     for f in files:
         with _reading(f):
             md = pq.read_metadata(f)
             if "kind" not in md.schema.names:
                 raise TraceFormatError(f"{f}: no kind column")
             col = md.schema.names.index("kind")
+            ts_col, lat_col = (_leaf(md, "ts_ns"), _leaf(md, "lat_ns")) if times else (None, None)
             groups = []
             for i in range(md.num_row_groups):
                 rg = md.row_group(i)
@@ -599,14 +367,73 @@ def _row_group_kinds(files: list[Path]) -> Iterator[tuple[Path, int, int, str | 
                     continue
                 st = rg.column(col).statistics
                 one = st.min if st is not None and st.has_min_max and st.min == st.max else None
-                groups.append((f, i, rg.num_rows, one if isinstance(one, str) else None))
+                kind = one if isinstance(one, str) else None
+                ts, lat = _times(rg, ts_col, lat_col) if times else (None, None)
+                groups.append(_Group(f, i, rg.num_rows, kind, ts, lat))
         yield from groups
+
+
+def _leaf(md: pq.FileMetaData, name: str) -> int | None:
+    """The index of the top-level column `name` among a file's column chunks, if any."""
+    return next((i for i in range(md.num_columns) if md.schema.column(i).path == name), None)
+
+
+def _times(
+    rg: pq.RowGroupMetaData, ts_col: int | None, lat_col: int | None
+) -> tuple[tuple[int, int] | None, int | None]:
+    """A row group's (min ts_ns, max ts_ns) and max lat_ns, from statistics that can be
+    trusted to bound every row: 64-bit integers, no null timestamp, values a monotonic
+    time holds (0 to 2^62, as bpfcap writes; a negative int64 is a huge u64 in the reader,
+    and a bigger value is capped by reports); a lat_ns chunk without min/max counts as 0
+    only when all null (other kinds' columns, or no latency). None where they cannot."""
+
+    def stats(c: int | None) -> pq.Statistics | None:
+        if c is None or rg.column(c).physical_type != "INT64":
+            return None  # absent, or another type (a hostile file): never skip on it
+        return rg.column(c).statistics
+
+    def time_range(st: pq.Statistics) -> tuple[int, int] | None:
+        if not st.has_min_max:
+            return None
+        lo, hi = st.min, st.max
+        return (lo, hi) if _is_time(lo) and _is_time(hi) and lo <= hi else None
+
+    st = stats(ts_col)
+    ts = time_range(st) if st is not None and st.has_null_count and st.null_count == 0 else None
+    st = stats(lat_col)
+    if st is None:
+        return ts, None
+    if st.has_min_max:
+        span = time_range(st)
+        return ts, span[1] if span is not None else None
+    return ts, 0 if st.has_null_count and st.null_count == rg.num_rows else None
+
+
+def _bounds(g: _Group, kind: str | None) -> tuple[int | None, int | None]:
+    """The earliest start and latest completion of the rows of `kind` (of any kind if
+    None) in `g`, from its statistics; None where they cannot say. A mixed group's
+    statistics cover all its rows, so they bound those of `kind` too."""
+    if g.ts is None:
+        return None, None
+    lo, hi = g.ts
+    if (kind if kind is not None else g.kind) in _NO_LAT:
+        return lo, hi
+    return lo, (hi + g.lat if g.lat is not None else None)
+
+
+def _outside(g: _Group, kind: str, since_ns: int | None, until_ns: int | None) -> bool:
+    """No row of `kind` in `g` completes in [since_ns, until_ns), by its statistics."""
+    lo, hi = _bounds(g, kind)
+    return (until_ns is not None and lo is not None and lo >= until_ns) or (
+        since_ns is not None and hi is not None and hi < since_ns
+    )
 
 
 def rows_by_kind(trace: Trace) -> dict[str, int]:
     """Rows per kind, from row-group statistics (data read only where they do not say)."""
     out: dict[str, int] = {}
-    for f, i, rows, one in _row_group_kinds(trace.files):
+    for g in _row_group_kinds(trace.files):
+        f, i, rows, one = g.file, g.index, g.rows, g.kind
         if one is not None:
             out[one] = out.get(one, 0) + rows
             continue

@@ -14,8 +14,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from bpfcap.capture.segments import SegmentDir
 from bpfcap.formats.events import BY_NAME, SCHEMA
-from bpfcap.formats.trace import SegmentDir, write_table_file
+from bpfcap.formats.writer import write_table_file
 
 S = 1_000_000_000  # ns per second
 MS = 1_000_000

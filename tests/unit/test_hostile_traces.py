@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bpfcap.formats.trace import SegmentDir
+from bpfcap.capture.segments import SegmentDir
 from bpfcap.tests.builders import START_NS, S, exec_row, meta, open_row, table, write_trace
 
 BPFCAP = str(Path(sys.executable).parent / "bpfcap")

@@ -43,6 +43,9 @@ def test_dependencies_point_one_way():
         assert "capture" not in text and "bpfcap.cli" not in text and "click" not in text, f
     for f in (ROOT / "capture").glob("*.py"):
         assert "bpfcap.analyze" not in _imports(f) and "bpfcap.cli" not in _imports(f), f
+    # The reader only reads: the writer (formats/writer.py) and the recorder's segment
+    # directory (capture/segments.py) build on it, never the reverse.
+    assert "writer" not in _imports(ROOT / "formats" / "trace.py")
     bcc_users = [
         f.name
         for d in ("formats", "analyze", "capture", "cli")
@@ -63,7 +66,7 @@ from pathlib import Path
 import numpy as np
 from bpfcap.capture.decode import decode_records
 from bpfcap.formats.events import BY_NAME
-from bpfcap.formats import trace
+from bpfcap.formats import trace, writer
 records = []
 for name in ("fork", "signal", "syscall"):
     t = BY_NAME[name]
@@ -71,7 +74,7 @@ for name in ("fork", "signal", "syscall"):
     b["hdr"]["kind"], b["hdr"]["count"] = t.kind_id, 3
     records.append(b.tobytes())
 tables = decode_records(records)
-trace.write_table_file(Path({str(tmp_path / "t.parquet")!r}), list(tables.values()), {{}})
+writer.write_table_file(Path({str(tmp_path / "t.parquet")!r}), list(tables.values()), {{}})
 assert trace.open_trace({str(tmp_path / "t.parquet")!r}).read("signal").num_rows == 3
 assert "pandas" not in sys.modules, "pandas was imported"
 """

@@ -10,7 +10,8 @@ import pytest
 
 from bpfcap.formats.events import SCHEMA
 from bpfcap.formats.parquet_concat import ParquetConcatError, concat
-from bpfcap.formats.trace import merge_files, open_trace, write_table_file
+from bpfcap.formats.trace import open_trace
+from bpfcap.formats.writer import merge_files, write_table_file
 
 
 def _table(kind: str, n: int, seed: int) -> pa.Table:

@@ -5,7 +5,7 @@ their values) with today's registry and with 4 more types of 10 columns each (th
 bench/dummy_types.py adds for bench/run.py's CPU comparison): the same. The other kinds'
 columns are all-null chunks added when the file is joined, whose size does not grow with
 the rows either. Each registry runs in its own interpreter: the file schema is fixed when
-bpfcap.formats.trace is imported.
+bpfcap.formats.writer is imported.
 """
 
 from __future__ import annotations
@@ -24,17 +24,17 @@ import dummy_types
 if sys.argv[3] == "dummy":
     dummy_types.install()
 import pyarrow.parquet as pq
-from bpfcap.formats import trace
+from bpfcap.formats import writer
 import builders
 
-out = {"schema_columns": len(trace.FILE_SCHEMA)}
+out = {"schema_columns": len(writer.FILE_SCHEMA)}
 for rows in (1_000, 100_000):
     t = builders.table([builders.open_row(ts_ns=builders.START_NS + i) for i in range(rows)])
-    md = pq.read_metadata(io.BytesIO(trace.encode_kind(t, 0)))
+    md = pq.read_metadata(io.BytesIO(writer.encode_kind(t, 0)))
     chunks = [md.row_group(g).column(c) for g in range(md.num_row_groups)
               for c in range(md.num_columns)]
     path = sys.argv[4] + f"/{sys.argv[3]}-{rows}.parquet"
-    trace.write_table_file(__import__("pathlib").Path(path), [t], {})
+    writer.write_table_file(__import__("pathlib").Path(path), [t], {})
     joined = pq.read_metadata(path)
     own = {c.path_in_schema for c in chunks}
     null_chunks = [joined.row_group(0).column(c) for c in range(joined.num_columns)

@@ -16,7 +16,8 @@ from bpfcap.capture.decode import decode_records
 from bpfcap.formats import docs
 from bpfcap.formats.events import BY_NAME, EVENT_TYPES, SCHEMA
 from bpfcap.formats.schema import BATCH_HEADER_DTYPE
-from bpfcap.formats.trace import FORMAT_VERSION, open_trace, write_table_file
+from bpfcap.formats.trace import FORMAT_VERSION, open_trace
+from bpfcap.formats.writer import write_table_file
 
 ROOT = Path(__file__).resolve().parents[2]
 C_TYPES = (

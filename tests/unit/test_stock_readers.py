@@ -15,11 +15,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from bpfcap.capture.segments import SegmentDir
 from bpfcap.cli.main import main
 from bpfcap.cli.report import report
 from bpfcap.formats import v2
 from bpfcap.formats.events import BY_NAME, EVENT_TYPES
-from bpfcap.formats.trace import FIELDS, SegmentDir, open_trace, rows_by_kind, write_table_file
+from bpfcap.formats.trace import FIELDS, open_trace, rows_by_kind
+from bpfcap.formats.writer import write_table_file
 from bpfcap.tests import builders
 from bpfcap.tests.builders import REALTIME_MINUS_MONOTONIC_NS as OFFSET
 from bpfcap.tests.builders import START_NS, S, exec_row, fork_row, open_row, tcp_row, write_trace

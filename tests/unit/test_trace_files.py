@@ -12,17 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from bpfcap.capture.segments import SegmentDir
 from bpfcap.formats.errors import OutputError
-from bpfcap.formats.trace import (
-    FORMAT_VERSION,
-    HEADER,
-    KEY_META,
-    KEY_VERSION,
-    SegmentDir,
-    merge_files,
-    open_trace,
-    write_table_file,
-)
+from bpfcap.formats.trace import FORMAT_VERSION, HEADER, KEY_META, KEY_VERSION, open_trace
+from bpfcap.formats.writer import merge_files, write_table_file
 from bpfcap.tests.builders import START_NS, S, header_only, meta, open_row, table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,12 +168,12 @@ def test_segments_rotate_and_merge_with_their_header(tmp_path):
 def test_a_header_that_cannot_be_written_leaves_nothing(tmp_path, monkeypatch):
     import errno
 
-    import bpfcap.formats.trace as trace
+    import bpfcap.capture.segments as segments
 
     def full(path, *_a, **_k):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(trace, "write_table_file", full)
+    monkeypatch.setattr(segments, "write_table_file", full)
     with pytest.raises(OutputError) as e:
         SegmentDir(tmp_path / "t.parquet.partial", header=meta())
     assert str(e.value).startswith(
@@ -193,14 +186,14 @@ def test_a_failed_segment_write_is_raised_without_waiting_for_the_next(tmp_path,
     import errno
     import time
 
-    import bpfcap.formats.trace as trace
+    import bpfcap.capture.segments as segments
 
     d = SegmentDir(tmp_path / "t.parquet.partial", header=meta(clean_stop=False, events={}))
 
     def full(path, *_a, **_k):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(trace, "write_table_file", full)
+    monkeypatch.setattr(segments, "write_table_file", full)
     d.close_segment(meta(clean_stop=False), lambda: [table([open_row()])])
     deadline = time.monotonic() + 60  # the write runs in a thread: poll for its end
     with pytest.raises(OSError, match="No space left"):
@@ -342,7 +335,7 @@ def test_reports_of_kinds_an_old_trace_never_recorded(report):
 def test_a_written_file_is_renamed_into_place_durably(tmp_path, monkeypatch):
     """After the rename, the directory is fsynced (else a host crash can lose the name
     of a complete file); the temporary name is bpfcap's own, not OUT.tmp."""
-    import bpfcap.formats.trace as trace
+    import bpfcap.formats.writer as writer
 
     calls: list[tuple[str, object]] = []
     real_open, real_fsync, real_replace = os.open, os.fsync, os.replace
@@ -352,10 +345,12 @@ def test_a_written_file_is_renamed_into_place_durably(tmp_path, monkeypatch):
         calls.append(("open", (Path(path), fd)))
         return fd
 
-    monkeypatch.setattr(trace.os, "open", opened)
-    monkeypatch.setattr(trace.os, "fsync", lambda fd: (calls.append(("fsync", fd)), real_fsync(fd)))
+    monkeypatch.setattr(writer.os, "open", opened)
     monkeypatch.setattr(
-        trace.os, "replace", lambda a, b: (calls.append(("replace", Path(b))), real_replace(a, b))
+        writer.os, "fsync", lambda fd: (calls.append(("fsync", fd)), real_fsync(fd))
+    )
+    monkeypatch.setattr(
+        writer.os, "replace", lambda a, b: (calls.append(("replace", Path(b))), real_replace(a, b))
     )
     out = tmp_path / "t.parquet"
     (tmp_path / "t.parquet.tmp").write_text("mine")

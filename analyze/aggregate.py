@@ -106,16 +106,43 @@ def _partial(t: pa.Table, by: Sequence[str]) -> pa.Table:
     return p
 
 
+# count() folds its per-chunk counts together after this many chunks.
+_MERGE_EVERY = 32
+
+
+def _sum(partials: list[pa.Table], by: Sequence[str]) -> pa.Table:
+    """Per-chunk counts (columns `by`, count_all) summed into one such table."""
+    if len(partials) == 1:
+        return partials[0]
+    total = pa.concat_tables(partials).group_by(list(by)).aggregate([("count_all", "sum")])
+    return total.select([*by, "count_all_sum"]).rename_columns([*by, "count_all"])
+
+
+def _distinct(partials: list[pa.Table]) -> int:
+    """A lower bound of the distinct keys among `partials` (the largest one's rows)."""
+    return max(p.num_rows for p in partials)
+
+
 def count(chunks: Iterable[pa.Table], by: Sequence[str]) -> pa.Table:
     """Rows per distinct value of the `by` columns over every chunk: the columns `by`
     and `count` (int64), most frequent first (ties in key order). Chunks may carry
     string keys as dictionary arrays (faster); the result has plain values."""
-    partials = [_partial(t, by) for t in chunks if t.num_rows]
+    partials: list[pa.Table] = []
+    held = 0
+    for t in chunks:
+        if not t.num_rows:
+            continue
+        partials.append(_partial(t, by))
+        held += partials[-1].num_rows
+        if len(partials) >= _MERGE_EVERY and held > 2 * _distinct(partials):
+            # Fold the per-chunk counts into one table: what is held is one count per
+            # distinct key, not one per key and chunk (which grows with the trace).
+            partials = [_sum(partials, by)]
+            held = partials[0].num_rows
     if not partials:
         schema = pa.schema([*(pa.field(b, pa.null()) for b in by), pa.field("count", pa.int64())])
         return empty_table(schema)
-    total = pa.concat_tables(partials).group_by(list(by)).aggregate([("count_all", "sum")])
-    total = total.select([*by, "count_all_sum"]).rename_columns([*by, "count"])
+    total = _sum(partials, by).rename_columns([*by, "count"])
     return total.sort_by([("count", "descending"), *((b, "ascending") for b in by)])
 
 
@@ -243,4 +270,79 @@ def keyed_hist(
             key = tuple(row[k] for k in by)
             counts = out.setdefault(key, np.zeros(n_buckets, np.int64))
             counts[row["_b"]] += row["count_all"]
+    return out
+
+
+# Rows a histogram adds at a time (its temporaries: SLOTS counts per group of rows).
+_ADD_ROWS = 1 << 16
+
+
+def log2_windows_add(
+    acc: dict[tuple[int, int | None], np.ndarray],
+    values: np.ndarray,
+    ends: np.ndarray,
+    keys: np.ndarray | None,
+    *,
+    start_ns: int,
+    length_ns: int,
+    n: int,
+) -> None:
+    """Add one chunk's values to `acc`, (window, key) -> counts per slot: what
+    log2_windows() counts, built chunk by chunk (log2_windows_result() gives its list).
+    Memory is one histogram per window and key seen, whatever the number of rows."""
+    for at in range(0, len(values), _ADD_ROWS):
+        part = slice(at, at + _ADD_ROWS)
+        which = np.maximum(ends[part].astype(np.int64) - start_ns, 0) // length_ns
+        inside = which < n
+        w = which[inside]
+        if not len(w):
+            continue
+        slots = log2_slots(pa.array(values[part][inside].astype(np.uint64)))
+        if keys is None:
+            key_of, k = [None], np.zeros(len(w), np.int64)
+        else:
+            distinct, k = np.unique(keys[part][inside].astype(np.int64), return_inverse=True)
+            key_of, k = distinct.tolist(), k.reshape(-1)
+        # Rows grouped by (window, key), counted per group and slot in one bincount.
+        low = int(w.min())
+        cells = (int(w.max()) - low + 1) * len(key_of)
+        if cells * SLOTS <= _DENSE_CELLS:  # the chunk's windows and keys, side by side
+            group = (w - low) * len(key_of) + k
+            counts = np.bincount(group * SLOTS + slots, minlength=cells * SLOTS)
+            counts = counts.reshape(cells, SLOTS)
+            seen = np.nonzero(np.bincount(group, minlength=cells))[0].tolist()
+            cell = [(low + g // len(key_of), key_of[g % len(key_of)]) for g in seen]
+        else:  # windows or keys far apart: sort them
+            order = np.lexsort((k, w))
+            ws, ks = w[order], k[order]
+            first = np.ones(len(ws), dtype=bool)
+            first[1:] = (ws[1:] != ws[:-1]) | (ks[1:] != ks[:-1])
+            group = np.cumsum(first) - 1
+            seen = list(range(int(group[-1]) + 1))
+            counts = np.bincount(group * SLOTS + slots[order], minlength=len(seen) * SLOTS)
+            counts = counts.reshape(len(seen), SLOTS)
+            cell = [(win, key_of[key]) for win, key in zip(ws[first].tolist(), ks[first].tolist())]
+        for g, at_key in zip(seen, cell):
+            have = acc.get(at_key)
+            if have is None:
+                acc[at_key] = counts[g].copy()
+            else:
+                have += counts[g]
+
+
+# Most (window, key) cells times SLOTS counted side by side for one chunk (8 MB).
+_DENSE_CELLS = 1 << 20
+
+
+def log2_windows_result(
+    acc: dict[tuple[int, int | None], np.ndarray], n: int, keyed: bool
+) -> list[dict[int | None, np.ndarray]]:
+    """log2_windows()'s result from what log2_windows_add() gathered: per window, the
+    histogram of each key seen in it in ascending key order (`keyed`), else {None:
+    counts}, zeros for a window without values (one read-only array shared by them)."""
+    zeros = np.zeros(SLOTS, dtype=np.int64)
+    zeros.flags.writeable = False
+    out: list[dict[int | None, np.ndarray]] = [{} if keyed else {None: zeros} for _ in range(n)]
+    for (w, key), counts in sorted(acc.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+        out[w][key] = counts
     return out

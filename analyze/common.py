@@ -33,6 +33,8 @@ class OutputColumn:
         (the default) prints them raw (`printb`, bytes `%s`), so widths count bytes;
         `decode_replace` is BCC's `.decode('utf-8', 'replace')`, a str, so widths and
         `%.Ns` count characters. Text output only: JSON and CSV keep the table's bytes.
+    names: for machine formats (JSON, CSV), the numbers of this column shown as names of
+        the trace's architecture: `open_flags` (a list of O_* names), `errno`, `signal`.
     """
 
     name: str
@@ -42,6 +44,7 @@ class OutputColumn:
     fmt: str
     null: str = ""
     text: Callable[[bytes], str | bytes] | None = None
+    names: str | None = None
 
 
 def decode_replace(raw: bytes) -> str:
@@ -60,6 +63,14 @@ def select_columns(declared: Sequence[OutputColumn], arrays: dict[str, pa.Array]
             fields.append(pa.field(c.name, a.type, metadata={"doc": c.doc}))
             data.append(a)
     return pa.Table.from_arrays(data, schema=pa.schema(fields))
+
+
+def with_end(table: pa.Table, ends: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """`table` with `end_ns` last: the monotonic time each row is placed at (when the
+    call completed). Text leaves it out; JSON and CSV show it as an absolute timestamp."""
+    doc = "Monotonic ns the row is placed at (completion); `timestamp` in JSON and CSV"
+    field = pa.field(END, pa.uint64(), metadata={"doc": doc})
+    return table.append_column(field, ends.cast(pa.uint64()))
 
 
 def completion_ns(table: pa.Table) -> pa.Array:

@@ -12,7 +12,7 @@ stays). An absolute path goes through the same decoding."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,14 +26,17 @@ from bpfcap.analyze.common import (
     as_int64,
     completion_ns,
     filter_all,
+    in_completion_order,
     last_at_or_before,
     match_bytes,
     select_columns,
     sort_by_completion,
     window_mask,
+    with_end,
 )
+from bpfcap.analyze.report import REORDER_SLACK_NS, Report, Rows, Source, first_of, option
 from bpfcap.formats.errors import UsageError
-from bpfcap.formats.events import SCHEMA
+from bpfcap.formats.events import BY_NAME, SCHEMA
 from bpfcap.formats.schema import empty_table
 
 # What Python's os.O_* are on Linux x86_64, which is what BCC's `-f` resolves names with
@@ -66,8 +69,6 @@ O_FLAGS = {
     "O_PATH": 0o10000000,
     "O_TMPFILE": 0o20200000,  # includes O_DIRECTORY
 }
-O_CREAT = O_FLAGS["O_CREAT"]
-O_TMPFILE = O_FLAGS["O_TMPFILE"]
 
 COLUMNS = (
     OutputColumn(
@@ -79,7 +80,14 @@ COLUMNS = (
     OutputColumn("comm", "Task command name (raw bytes)", "COMM", "%-16s ", "%-16s "),
     OutputColumn("fd", "File descriptor returned, -1 on failure", "FD", "%4s ", "%4d "),
     OutputColumn("err", "errno on failure, else 0", "ERR", "%3s ", "%3d "),
-    OutputColumn("flags", "Open flags, printed in octal (-e)", "FLAGS", "%-8s ", "%08o "),
+    OutputColumn(
+        "flags",
+        "Open flags, printed in octal (-e); as O_* names in JSON and CSV",
+        "FLAGS",
+        "%-8s ",
+        "%08o ",
+        names="open_flags",
+    ),
     OutputColumn(
         "mode",
         "Mode, printed in octal (-e); null (`n/a`) when 0 and neither O_CREAT nor O_TMPFILE",
@@ -96,32 +104,58 @@ COLUMNS = (
 class Options:
     """opensnoop's flags. `flag_filter`: O_* names; `name`: a substring of comm."""
 
-    timestamp: bool = False  # -T
-    print_uid: bool = False  # -U
-    failed: bool = False  # -x: only failed opens
-    pid: int | None = None  # -p
-    tid: int | None = None  # -t (wins over -p)
-    uid: int | None = None  # -u
-    name: str | bytes | None = None  # -n
-    extended_fields: bool = False  # -e
-    flag_filter: tuple[str, ...] = ()  # -f, repeatable
-    duration: float | None = None  # -d seconds
-    full_path: bool = False  # -F
+    timestamp: bool = option(False, "-T", "--timestamp", help="Include a TIME(s) column.")
+    print_uid: bool = option(False, "-U", "--print-uid", help="Include a UID column.")
+    failed: bool = option(False, "-x", "--failed", help="Only show failed opens.")
+    pid: int | None = option(None, "-p", "--pid", help="Only this process.")
+    tid: int | None = option(
+        None, "-t", "--tid", help="Only this thread (first column becomes TID)."
+    )
+    uid: int | None = option(None, "-u", "--uid", help="Only this user id.")
+    duration: float | None = option(
+        None,
+        "-d",
+        "--duration",
+        metavar="SECONDS",
+        min=0,
+        help="Only the first SECONDS of the report's time (as BCC's -d).",
+    )
+    name: str | None = option(
+        None, "-n", "--name", metavar="NAME", help="Only processes whose name contains NAME."
+    )
+    extended_fields: bool = option(
+        False, "-e", "--extended-fields", help="Show the FLAGS and MODE columns."
+    )
+    full_path: bool = option(
+        False,
+        "-F",
+        "--full-path",
+        help="Show relative paths joined to the working directory (as BCC's -F).",
+    )
+    flag_filter: tuple[str, ...] = option(
+        (),
+        "-f",
+        "--flag-filter",
+        metavar="O_FLAG",
+        repeat=True,
+        help="Only opens with this flag set (repeatable: any of them).",
+    )
 
 
-def flag_mask(names: tuple[str, ...] | list[str]) -> int:
-    """OR of the named O_* flags; UsageError `Bad flag: X` (BCC's message) for others."""
+def flag_mask(names: tuple[str, ...] | list[str], o_flags: Mapping[str, int] = O_FLAGS) -> int:
+    """OR of the named O_* flags (`o_flags`: the recording architecture's values);
+    UsageError `Bad flag: X` (BCC's message) for others."""
     mask = 0
     for name in names:
-        if name not in O_FLAGS:
+        if name not in o_flags:
             raise UsageError(f"Bad flag: {name}", "use O_* names as in open(2), e.g. O_CREAT")
-        mask |= O_FLAGS[name]
+        mask |= o_flags[name]
     return mask
 
 
-def _kernel_side(t: pa.Table, options: Options) -> pa.Table:
+def _kernel_side(t: pa.Table, options: Options, o_flags: Mapping[str, int] = O_FLAGS) -> pa.Table:
     """The rows BCC's in-kernel filters (-p/-t/-u/-f) let through: the events it receives."""
-    mask = flag_mask(options.flag_filter)
+    mask = flag_mask(options.flag_filter, o_flags)
     keep = []
     if options.tid is not None:
         keep.append(pc.equal(as_int64(t["tid"]), options.tid))
@@ -134,12 +168,14 @@ def _kernel_side(t: pa.Table, options: Options) -> pa.Table:
     return filter_all(t, keep)
 
 
-def first_received_us(chunks: Iterable[pa.Table], options: Options) -> int | None:
+def first_received_us(
+    chunks: Iterable[pa.Table], options: Options, o_flags: Mapping[str, int] = O_FLAGS
+) -> int | None:
     """Completion time (us) of the first open BCC would have received: -T's zero. For a
     trace read in chunks, before the rows are reported."""
     first = None
     for chunk in chunks:
-        t = _kernel_side(chunk, options)
+        t = _kernel_side(chunk, options, o_flags)
         if t.num_rows:
             m = pc.min(completion_ns(t)).as_py() // 1000
             first = m if first is None else min(first, m)
@@ -200,6 +236,7 @@ def opensnoop(
     start_ns: int,
     first_us: int | None = None,
     cwds: pa.Table | None = None,
+    o_flags: Mapping[str, int] = O_FLAGS,
 ) -> pa.Table:
     """The opensnoop report of `opens` (rows of kind `open`); `start_ns` is the recording's
     start (for -d); `first_us` is -T's zero when `opens` is one chunk of a larger trace
@@ -210,10 +247,12 @@ def opensnoop(
     received, i.e. the first passing -p/-t/-u/-f, counted in whole microseconds as BCC),
     uid (-U), pid or tid (-t), comm (binary), fd (int64), err (int64), flags and mode (-e;
     uint32, mode null for `n/a`), path (binary; with -F the full path, see full_paths(),
-    from the `cwds` rows, or the path as recorded where a relative one has no directory).
+    from the `cwds` rows, or the path as recorded where a relative one has no directory);
+    then end_ns (uint64, the completion time), which text leaves out. `o_flags` are the
+    recording architecture's O_* values (x86_64's by default).
     """
     # What BCC filters in the kernel: the events it never receives.
-    t = _kernel_side(sort_by_completion(opens), options)
+    t = _kernel_side(sort_by_completion(opens), options, o_flags)
     if first_us is None:
         first_us = t[END][0].as_py() // 1000 if t.num_rows else 0
 
@@ -252,10 +291,74 @@ def opensnoop(
     if options.extended_fields:
         flags = pc.fill_null(t["flags"], 0).combine_chunks()
         mode = pc.fill_null(t["mode"], 0).combine_chunks()
+        creat, tmpfile = o_flags["O_CREAT"], o_flags["O_TMPFILE"]
         na = pc.and_(
-            pc.and_(pc.equal(mode, 0), pc.equal(pc.bit_wise_and(flags, O_CREAT), 0)),
-            pc.not_equal(pc.bit_wise_and(flags, O_TMPFILE), O_TMPFILE),
+            pc.and_(pc.equal(mode, 0), pc.equal(pc.bit_wise_and(flags, creat), 0)),
+            pc.not_equal(pc.bit_wise_and(flags, tmpfile), tmpfile),
         )
         out["flags"] = flags
         out["mode"] = pc.if_else(na, pa.scalar(None, mode.type), mode)
-    return select_columns(COLUMNS, out)
+    return with_end(select_columns(COLUMNS, out), t[END].combine_chunks())
+
+
+def run(source: Source, options: Options) -> Rows:
+    """opensnoop over the trace: streams the open rows in completion order (a bounded
+    reorder window), with -T's zero from a first pass when asked."""
+    # The recording machine's values; O_LARGEFILE as BCC's Python os has it on 64-bit
+    # Linux: 0 (so `-f O_LARGEFILE` matches nothing, as in BCC).
+    o_flags = dict(source.abi.open_flags, O_LARGEFILE=0)
+    flag_mask(options.flag_filter, o_flags)  # a bad -f fails before any reading
+    columns = [f.name for f in BY_NAME["open"].columns if f.name != "kind"]
+    first_us = None
+    if options.timestamp:  # -T counts from the first open received: one pass for it
+        needs = ["ts_ns", "lat_ns", "tgid", "tid", "uid", "flags"]
+        first_us = first_received_us(source.batches("open", needs), options, o_flags)
+    # -F: the working directories, kept per thread (few rows: one per directory a
+    # thread opened a relative path in).
+    cwds = source.read("cwd", ["ts_ns", "tid", "dirs"], whole=True) if options.full_path else None
+
+    def report(chunk: pa.Table) -> pa.Table:
+        return opensnoop(
+            chunk,
+            options,
+            start_ns=source.start_ns,
+            first_us=first_us,
+            cwds=cwds,
+            o_flags=o_flags,
+        )
+
+    def chunks() -> Iterator[pa.Table]:
+        ordered = in_completion_order(source.batches("open", columns), REORDER_SLACK_NS)
+        yield from first_of(
+            map(report, ordered), lambda: report(empty_table(SCHEMA).select(columns))
+        )
+
+    return Rows(
+        "opensnoop",
+        kinds=["open", "cwd"] if options.full_path else ["open"],
+        columns=COLUMNS,
+        chunks=chunks(),
+        meta=source.meta,
+        abi=source.abi,
+    )
+
+
+REPORT = Report(
+    name="opensnoop",
+    summary="Trace open() syscalls, as BCC's opensnoop prints them.",
+    description="""Trace open() syscalls: one line per open(2), openat(2) or openat2(2), as
+    opensnoop prints it.""",
+    needs={"open": tuple(c.name for c in BY_NAME["open"].columns), "cwd": ("ts_ns", "tid", "dirs")},
+    options=Options,
+    run=run,
+    bcc_duration=True,
+    examples=(
+        ("opensnoop t.parquet", "all opens"),
+        ("opensnoop t.parquet -T -U -e", "with time, uid, flags and mode"),
+        ("opensnoop t.parquet -x -p 181", "failed opens of PID 181"),
+        ("opensnoop t.parquet -f O_CREAT", "opens that may create a file"),
+        ("opensnoop t.parquet -n ssh --since 10 --until 20", "comm contains ssh, 10 s to 20 s"),
+        ("opensnoop t.parquet -F", "full paths of relative ones"),
+        ("opensnoop t.parquet --format csv > opens.csv", "for a spreadsheet"),
+    ),
+)

@@ -10,8 +10,9 @@ strips what it reads from /proc/PID/comm (syscount.py:264,270,287).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -19,30 +20,90 @@ import pyarrow.compute as pc
 
 from bpfcap.analyze.aggregate import window_plan
 from bpfcap.analyze.common import NS_PER_S, OutputColumn, as_int64, completion_ns, filter_all
-from bpfcap.formats.syscalls import name_of
+from bpfcap.analyze.report import Lines, Report, Source, Windows, option
+from bpfcap.formats.errors import UsageError
+
+if TYPE_CHECKING:
+    from bpfcap.formats.abi import Abi
+
+
+def _X86_64_NAME(nr: int) -> str:  # noqa: N802 - the default table, a function
+    from bpfcap.formats.abi import for_machine
+
+    return for_machine("x86_64").syscall_name(nr)
+
 
 NO_SYSCALL = 0xFFFFFFFF  # id -1: skipped after the top-N cut, as BCC does
 
 
 @dataclass(frozen=True)
 class Options:
-    """syscount's flags. Filters, with BCC's precedence: pid, then tid, then ppid."""
+    """syscount's flags, as given (names resolved with the trace's architecture by
+    run()). Filters, with BCC's precedence: pid, then tid, then ppid."""
 
-    pid: int | None = None  # -p (tgid)
-    tid: int | None = None  # -t
-    ppid: int | None = None  # -c/--ppid
-    failures: bool = False  # -x: only ret < 0
-    errno: int | None = None  # -e: only ret == -errno
-    syscall: int | None = None  # --syscall: only this number
-    interval: float | None = None  # -i seconds
-    duration: float | None = None  # -d seconds
-    top: int = 10  # -T
-    latency: bool = False  # -L
-    milliseconds: bool = False  # -m
-    process: bool = False  # -P: per process, not per call
+    pid: int | None = option(None, "-p", "--pid", help="Only this process.")
+    tid: int | None = option(None, "-t", "--tid", help="Only this thread.")
+    ppid: int | None = option(None, "-c", "--ppid", help="Only children of this parent PID.")
+    interval: float | None = option(
+        None,
+        "-i",
+        "--interval",
+        metavar="SECONDS",
+        min=0,
+        min_open=True,
+        help="One table per INTERVAL seconds of the report's time.",
+    )
+    duration: float | None = option(
+        None,
+        "-d",
+        "--duration",
+        metavar="SECONDS",
+        min=0,
+        min_open=True,
+        help="Only the first SECONDS of the report's time (as BCC's -d).",
+    )
+    top: int = option(10, "-T", "--top", min=1, help="Rows per table.")
+    failures: bool = option(False, "-x", "--failures", help="Only failed calls.")
+    errno: str | None = option(
+        None,
+        "-e",
+        "--errno",
+        metavar="ERRNO",
+        help="Only calls that failed with this errno (a number or a name: ENOENT).",
+    )
+    latency: bool = option(False, "-L", "--latency", help="Also the total time in the calls.")
+    milliseconds: bool = option(False, "-m", "--milliseconds", help="Times in ms (default us).")
+    process: bool = option(False, "-P", "--process", help="Count by process, not by call.")
+    syscall: tuple[str, ...] = option(
+        (),
+        "--syscall",
+        metavar="NAME[,NAME...]",
+        help="Only these system calls (names or numbers, as record's --syscall).",
+    )
+    list_: bool = option(
+        False, "-l", "--list", help="Print the system call names (of TRACE's machine) and exit."
+    )
 
 
-def columns(options: Options) -> tuple[OutputColumn, ...]:
+@dataclass(frozen=True)
+class Plan:
+    """Options with names resolved to numbers: what the counting reads."""
+
+    pid: int | None = None
+    tid: int | None = None
+    ppid: int | None = None
+    failures: bool = False
+    errno: int | None = None
+    syscalls: tuple[int, ...] = ()
+    interval: float | None = None
+    duration: float | None = None
+    top: int = 10
+    latency: bool = False
+    milliseconds: bool = False
+    process: bool = False
+
+
+def columns(options: Options | Plan) -> tuple[OutputColumn, ...]:
     """The report's columns: BCC's `"%-22s %8s"` (+ `" %16s"` with -L), the key being the
     call name or, with -P, `"%-6d %-15s"` % (pid, comm)."""
     unit = "ms" if options.milliseconds else "us"
@@ -72,7 +133,7 @@ def columns(options: Options) -> tuple[OutputColumn, ...]:
     return tuple(out)
 
 
-def _kernel_side(t: pa.Table, options: Options, ppids: pa.Array | None) -> pa.Table:
+def _kernel_side(t: pa.Table, options: Plan, ppids: pa.Array | None) -> pa.Table:
     """The rows syscount's BPF program would have counted."""
     keep = []
     if options.pid is not None:
@@ -81,8 +142,8 @@ def _kernel_side(t: pa.Table, options: Options, ppids: pa.Array | None) -> pa.Ta
         keep.append(pc.equal(as_int64(t["tid"]), options.tid))
     elif options.ppid is not None and ppids is not None:
         keep.append(pc.equal(ppids, options.ppid))
-    if options.syscall is not None:
-        keep.append(pc.equal(as_int64(t["nr"]), options.syscall))
+    if options.syscalls:
+        keep.append(pc.is_in(as_int64(t["nr"]), pa.array(options.syscalls, pa.int64())))
     if options.failures:
         keep.append(pc.less(t["ret"], 0))
     if options.errno is not None:
@@ -90,7 +151,7 @@ def _kernel_side(t: pa.Table, options: Options, ppids: pa.Array | None) -> pa.Ta
     return filter_all(t, keep)
 
 
-def plan(options: Options, start_ns: int, end_ns: int) -> tuple[int, int | None, list[int]]:
+def plan(options: Plan, start_ns: int, end_ns: int) -> tuple[int, int | None, list[int]]:
     """(window length ns, end of the time covered by -d or None, end of each window): -i
     INTERVAL windows from the recording's start, the last cut at the recording's (or
     -d's) end; -d alone is one window of that length; neither, one window covering the
@@ -103,7 +164,7 @@ def plan(options: Options, start_ns: int, end_ns: int) -> tuple[int, int | None,
 
 def partial(
     calls: pa.Table,
-    options: Options,
+    options: Plan,
     *,
     start_ns: int,
     window_ns: int,
@@ -138,7 +199,7 @@ def partial(
     return _named(g, {"count_all": "count", "lat_ns_sum": "total_ns"}, options)
 
 
-def merge(partials: Iterable[pa.Table], options: Options) -> pa.Table:
+def merge(partials: Iterable[pa.Table], options: Plan) -> pa.Table:
     """The partial() counts of every chunk, summed (chunks are in time order: the last
     comm wins)."""
     parts = [p for p in partials if p.num_rows]
@@ -152,7 +213,7 @@ def merge(partials: Iterable[pa.Table], options: Options) -> pa.Table:
     return _named(g, {"count_sum": "count", "total_ns_sum": "total_ns"}, options)
 
 
-def _named(g: pa.Table, names: dict[str, str], options: Options) -> pa.Table:
+def _named(g: pa.Table, names: dict[str, str], options: Plan) -> pa.Table:
     names = dict(names, comm_last="comm")
     g = g.rename_columns([names.get(c, c) for c in g.column_names])
     return g.select(["window", "key", "count", "total_ns"] + (["comm"] if options.process else []))
@@ -172,7 +233,9 @@ def _empty_calls() -> pa.Table:
     )
 
 
-def windows(totals: pa.Table, options: Options, n_windows: int) -> list[pa.Table]:
+def windows(
+    totals: pa.Table, options: Plan, n_windows: int, name_of: Callable[[int], str] = _X86_64_NAME
+) -> list[pa.Table]:
     """One report table per window (0 .. n_windows - 1, empty ones included), rows as
     syscount prints them: most calls first (most time with -L), ties by key; the top
     `options.top`, then id -1 dropped; columns as columns(options)."""
@@ -201,12 +264,130 @@ def windows(totals: pa.Table, options: Options, n_windows: int) -> list[pa.Table
     return out
 
 
-def banner(options: Options) -> str:
+def banner(options: Plan, name_of: Callable[[int], str] = _X86_64_NAME) -> str:
     """The line syscount prints when it starts."""
-    if options.syscall is not None:
+    if options.syscalls:
         failed = "failed " if options.failures else ""
-        return f"Tracing {failed}syscall '{name_of(options.syscall)}'... Ctrl+C to quit."
+        names = "', '".join(name_of(n) for n in options.syscalls)
+        calls = "syscall" if len(options.syscalls) == 1 else "syscalls"
+        return f"Tracing {failed}{calls} '{names}'... Ctrl+C to quit."
     return (
         f"Tracing {'failed ' if options.failures else ''}syscalls, "
         f"printing top {options.top}... Ctrl+C to quit."
     )
+
+
+def resolve(options: Options, abi: Abi) -> Plan:
+    """The counting plan of `options`, errno and call names read with `abi` (the
+    trace's architecture)."""
+    errno = None
+    if options.errno is not None:
+        errno = abi.errno_number(options.errno)
+        if errno is None:
+            raise UsageError(
+                f"-e {options.errno}: unknown errno", "give a number or a name like ENOENT"
+            )
+    nrs = []
+    for name in options.syscall:
+        for part in name.split(","):
+            nr = abi.syscall_number(part.strip())
+            if nr is None:
+                raise UsageError(
+                    f"--syscall {part.strip()}: no such system call on {abi.machine}",
+                    "`bpfcap report syscount --list TRACE` lists them",
+                )
+            nrs.append(nr)
+    return Plan(
+        pid=options.pid,
+        tid=options.tid,
+        ppid=options.ppid,
+        failures=options.failures,
+        errno=errno,
+        syscalls=tuple(dict.fromkeys(nrs)),
+        interval=options.interval,
+        duration=options.duration,
+        top=options.top,
+        latency=options.latency,
+        milliseconds=options.milliseconds,
+        process=options.process,
+    )
+
+
+def listing(abi: Abi) -> Lines:
+    """--list: the system call names, four per line, as BCC prints them (names in
+    both the 64-bit and the x32 ranges twice, as BCC); for machines, nr and name."""
+    names = sorted(abi.syscalls.values())
+    lines = ["   ".join(f"{n:<22}" for n in names[i : i + 4]) for i in range(0, len(names), 4)]
+    nrs = sorted(abi.syscalls)
+    table = pa.table({"nr": pa.array(nrs, pa.int64()), "syscall": [abi.syscalls[n] for n in nrs]})
+    return Lines("syscount", lines=lines, table=table)
+
+
+def run(source: Source | None, options: Options) -> Windows | Lines:
+    """syscount over the trace: streams the syscall rows, holding one count per window
+    and key."""
+    from bpfcap.analyze.common import parents
+    from bpfcap.formats.abi import for_machine
+
+    if options.list_:
+        abi = source.abi if source is not None else for_machine(_local_machine())
+        return listing(abi)
+    if source is None:
+        raise UsageError("missing TRACE", "give a trace file (or --list)")
+    plan_ = resolve(options, source.abi)
+    start_ns, end_ns = source.start_ns, source.end_ns
+    window_ns, stop_ns, ends = plan(plan_, start_ns, end_ns)
+    needs = ["ts_ns", "lat_ns", "tgid", "tid", "nr", "ret", "comm"]
+    processes = [[p.pid, p.ppid, p.comm] for p in source.meta.processes]
+    forks = None
+    if plan_.ppid is not None and plan_.pid is None and plan_.tid is None:
+        forks = source.read("fork", ["ts_ns", "tgid", "comm", "child_pid"], whole=True)
+
+    def parts() -> Iterator[pa.Table]:
+        for chunk in source.batches("syscall", needs):
+            ppids = None
+            if forks is not None:
+                ppids = parents(chunk["tgid"], chunk["ts_ns"], forks, processes)[0]
+            yield partial(
+                chunk, plan_, start_ns=start_ns, window_ns=window_ns, stop_ns=stop_ns, ppids=ppids
+            )
+
+    tables = windows(merge(parts(), plan_), plan_, len(ends), source.abi.syscall_name)
+    return Windows(
+        "syscount",
+        banner=[banner(plan_, source.abi.syscall_name)],
+        footer=["Detaching..."],
+        kinds=["syscall"],
+        covered=[(start_ns, ends[-1] + 1)],
+        columns=columns(plan_),
+        windows=list(zip(ends, tables)),
+        meta=source.meta,
+    )
+
+
+def _local_machine() -> str | None:
+    import platform
+
+    return platform.machine() or None
+
+
+REPORT = Report(
+    name="syscount",
+    summary="Count system calls per call or per process, as BCC's syscount prints them.",
+    description="""Count system calls, or time them (-L), per call or per process (-P), as
+    syscount prints them. TRACE was recorded with -e syscall.""",
+    needs={"syscall": ("ts_ns", "lat_ns", "tgid", "tid", "nr", "ret", "comm")},
+    options=Options,
+    run=run,
+    trace_required=False,
+    bcc_duration=True,
+    examples=(
+        ("syscount t.parquet", "top 10 system calls"),
+        ("syscount t.parquet -L -m -T 5", "top 5 by total time, in ms"),
+        ("syscount t.parquet -P -x", "processes with the most failed calls"),
+        ("syscount t.parquet -e ENOENT", "calls that failed with ENOENT"),
+        ("syscount t.parquet -i 1", "one table per second of recording"),
+        ("syscount t.parquet --syscall read,write", "only these calls"),
+        ("syscount --list t.parquet", "the system call names of the trace's machine"),
+    ),
+)

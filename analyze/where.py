@@ -112,6 +112,7 @@ class _Parser:
         self.depth = 0
         self.schema = schema
         self.used: set[str] = set()
+        self.refs: list[str] = []  # every column reference, in order
 
     def nest(self) -> None:
         self.depth += 1
@@ -257,6 +258,7 @@ class _Parser:
                     f"columns: {', '.join(n for n in self.schema.names)}",
                 )
             self.used.add(t.text)
+            self.refs.append(t.text)
             return (pc.field(t.text), self.schema.field(t.text).type)
         return (self.literal(), None)
 
@@ -322,3 +324,28 @@ def compile_where(text: str, schema: pa.Schema) -> tuple[pc.Expression, set[str]
     p = _Parser(text, schema)
     expr = p.parse()
     return expr, p.used
+
+
+class _KindParser(_Parser):
+    """The --where grammar, with every comparison that reads a column other than `kind`
+    replaced by null (unknown): the expression then says, per event type, whether its
+    rows can match at all (Kleene logic: false whatever the unknowns are)."""
+
+    def cmp(self):
+        before = len(self.refs)
+        e = super().cmp()
+        if set(self.refs[before:]) == {"kind"}:
+            return e
+        return pc.scalar(pa.scalar(None, pa.bool_()))
+
+
+def kinds_matching(text: str, schema: pa.Schema, kinds: list[str]) -> list[str]:
+    """The event types of `kinds` whose rows `text` (a --where expression) may let
+    through: all but those its conditions on `kind` exclude whatever the other columns
+    hold (`kind in ("open", "exec") and ret < 0` excludes every other type)."""
+    import pyarrow.dataset as ds
+
+    expr = _KindParser(text, schema).parse()
+    table = pa.table({"kind": pa.array(kinds, pa.string())})
+    verdict = ds.dataset(table).to_table(columns={"v": expr})["v"].to_pylist()
+    return [k for k, v in zip(kinds, verdict) if v is not False]

@@ -67,7 +67,7 @@ examples:
 )
 @click.option("--keep", type=int, metavar="N", help="With --rotate: keep only the newest N files.")
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
-@click.option("--ebpf", is_flag=True, hidden=True, help="Print the BPF program and exit.")
+@click.option("--ebpf", is_flag=True, help="Print the generated BPF program (C) and exit.")
 @click.option(
     "--ringbuf-pages",
     type=int,
@@ -211,14 +211,17 @@ def parse_user(text: str):
 
 
 def _syscall_numbers(names: str, types) -> tuple[int, ...]:
+    import platform
+
+    from bpfcap.formats.abi import for_machine
     from bpfcap.formats.errors import UsageError
     from bpfcap.formats.events import SYSCALL
-    from bpfcap.formats.syscalls import number_of
 
     if SYSCALL not in types:
         raise UsageError("--syscall filters the syscall event type", "add -e syscall")
     given = [n.strip() for n in names.split(",") if n.strip()]
-    numbers = [number_of(n) for n in given]
+    abi = for_machine(platform.machine())  # the numbers of the machine recording
+    numbers = [abi.syscall_number(n) for n in given]
     unknown = [n for n, nr in zip(given, numbers) if nr is None]
     if unknown or not given:
         raise UsageError(

@@ -73,7 +73,11 @@ def write_text(
     import pyarrow.compute as pc
 
     by_name = {c.name: c for c in columns}
-    cols = [by_name[name] for name in table.column_names]
+    # Columns the report declares no text layout for (end_ns, argv) are for machines.
+    shown = [name for name in table.column_names if name in by_name]
+    if len(shown) < table.num_columns:
+        table = table.select(shown)
+    cols = [by_name[name] for name in shown]
     if header:
         stream.write("".join(c.head_fmt % c.header for c in cols).encode() + b"\n")
     # Rows at a time: _BATCH_ROWS, fewer where rows are wide (the text of a batch is
@@ -294,7 +298,9 @@ def _format_python(arr: pa.Array, fmt: str, null: bytes) -> pa.Array:
 
 
 def write_json(table: pa.Table, stream: IO[bytes]) -> None:
-    """JSON Lines: one object per row, keyed by column name; null stays null."""
+    """JSON Lines: one object per row, keyed by column name; null stays null, times
+    are ISO 8601 UTC strings (to the ns), lists are arrays."""
+    table = _iso_times(table)
     names = table.column_names
     for batch in table.to_batches(max_chunksize=_BATCH_ROWS):
         lines = []
@@ -313,8 +319,11 @@ def _json_value(v: Any) -> Any:
 
 
 def write_csv(table: pa.Table, stream: IO[bytes], header: bool = True, raw: bool = False) -> None:
-    """A header row of column names, then the rows; null is an empty field. Text cells
-    that would start a spreadsheet formula get a leading ' unless `raw`."""
+    """A header row of column names, then the rows; null is an empty field, a float is
+    a plain decimal (0.000016, never 1.6e-05), a time ISO 8601 UTC, a list its JSON
+    array. Text cells that would start a spreadsheet formula get a leading ' unless
+    `raw`."""
+    table = _iso_times(table)
     cell = _csv_value if raw else _csv_safe
     text = io.TextIOWrapper(
         stream, encoding="utf-8", errors="surrogateescape", newline="", write_through=True
@@ -334,7 +343,34 @@ def write_csv(table: pa.Table, stream: IO[bytes], header: bool = True, raw: bool
 def _csv_value(v: Any) -> Any:
     if isinstance(v, bytes):
         return v.decode("utf-8", "surrogateescape")
+    if isinstance(v, float):
+        return _plain_float(v)
+    if isinstance(v, list):
+        return json.dumps([_json_value(x) for x in v], ensure_ascii=False)
     return v
+
+
+def _plain_float(v: float) -> str:
+    """The shortest decimal that reads back as `v`, without an exponent."""
+    import numpy as np
+
+    if v != v or v in (float("inf"), float("-inf")):
+        return repr(v)
+    return np.format_float_positional(v, unique=True, trim="0")
+
+
+def _iso_times(table: pa.Table) -> pa.Table:
+    """Timestamp columns as ISO 8601 UTC text to the nanosecond (2026-11-30T14:03:07.
+    123456789Z): what JSON and CSV readers parse, and exact."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for i, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type):
+            col = table.column(i).cast(pa.timestamp("ns", tz="UTC"))
+            text = pc.strftime(col, format="%Y-%m-%dT%H:%M:%SZ")
+            table = table.set_column(i, f.name, text)
+    return table
 
 
 def _csv_safe(v: Any) -> Any:
@@ -390,7 +426,7 @@ def log2_windows_text(
     val_type: str,
     section: str | None,
     *,
-    banner: str,
+    banner: str | None,
     timestamp: bool,
     extension: bool = False,
 ) -> str:
@@ -398,7 +434,7 @@ def log2_windows_text(
     banner, then per window (analyze.aggregate.HistWindow) an empty line, its time
     (`times[i]`, HH:MM:SS) with -T, each histogram (after `\\n<section> = <key>` when
     sectioned), and with -e the avg/total/count line."""
-    out = [banner + "\n"]
+    out = [] if banner is None else [banner + "\n"]
     for w, hms in zip(windows, times):
         out.append("\n")
         if timestamp:
@@ -561,3 +597,98 @@ def escaping_stdout(ctx: Any) -> EscapingWriter:
 
     ctx.call_on_close(restore)
     return writer
+
+
+def render(result: Any, fmt: str, stream: IO[bytes], raw: bool = False) -> None:
+    """Write a report's result (analyze.report: Rows, Windows, Log2Histograms,
+    Histograms, Counts, Lines) as `fmt`: BCC's (or bpftrace's) text with its banner and
+    footer lines, or JSON Lines / CSV of its machine-readable table. Listings stream:
+    one chunk at a time is in memory."""
+    from bpfcap.analyze import report as r
+
+    text = fmt == "text"
+    if text:
+        for line in result.banner:
+            stream.write(line.encode("utf-8", "surrogateescape") + b"\n")
+    if isinstance(result, r.Rows):
+        header = True
+        for chunk in result:
+            if text:
+                write_text(chunk, result.columns, stream, header, raw)
+            else:
+                _machine(r.machine_table(chunk, result), fmt, stream, header, raw)
+            header = False
+    elif isinstance(result, r.Windows) and text:
+        from bpfcap.analyze.common import wall_clock
+
+        ends = [end for end, _ in result.windows]
+        clock = result.meta.clock.as_dict() if result.meta is not None else {}
+        labels = wall_clock(_uint64(ends), clock).to_pylist() if ends else []
+        for (_, table), label in zip(result.windows, labels):
+            stream.write(f"[{label}]\n".encode())
+            write_text(table, result.columns, stream, True, raw)
+            stream.write(b"\n")
+    elif isinstance(result, r.Log2Histograms) and text:
+        stream.write(_log2_text(result).encode("utf-8", "surrogateescape"))
+    elif isinstance(result, r.Histograms) and text:
+        for key, counts in result.ordered():
+            title = result.field_name + (f"[{bpftrace_key(key, raw)}]" if result.keys else "")
+            stream.write(bpftrace_hist_text(title, counts.tolist(), result.linear))
+    elif isinstance(result, r.Counts) and text:
+        t = result.table
+        keys = result.keys
+        rows = list(zip(zip(*(t[k].to_pylist() for k in keys)), t["count"].to_pylist()))
+        stream.write(bpftrace_map_text("", rows, raw))
+    elif isinstance(result, r.Lines) and text:
+        for line in result.lines:
+            stream.write(line.encode("utf-8", "surrogateescape") + b"\n")
+    elif not text:
+        _machine(result.to_arrow(), fmt, stream, True, raw)
+    if text:
+        for line in result.footer:
+            stream.write(line.encode("utf-8", "surrogateescape") + b"\n")
+    stream.flush()
+
+
+def _machine(table: pa.Table, fmt: str, stream: IO[bytes], header: bool, raw: bool) -> None:
+    if fmt == "json":
+        write_json(table, stream)
+    elif fmt == "csv":
+        write_csv(table, stream, header, raw)
+    else:
+        raise ValueError(f"unknown output format {fmt!r}")
+
+
+def _uint64(values: Sequence[int]) -> pa.Array:
+    import pyarrow as pa
+
+    return pa.array(values, pa.uint64())
+
+
+def _log2_text(h: Any) -> str:
+    """biolatency's and runqlat's output over their intervals: BCC's histograms, or with
+    -j (biolatency) its dict lines."""
+    from bpfcap.analyze.common import wall_clock
+
+    clock = h.meta.clock.as_dict() if h.meta is not None else {}
+    ends = _uint64([w.end_ns for w in h.windows])
+    hhmmss = wall_clock(ends, clock).to_pylist() if len(ends) else []
+    if h.bcc_json:
+        stamps = wall_clock(ends, clock, "%Y-%m-%d %H:%M:%S").to_pylist() if len(ends) else []
+        return "".join(
+            (f"{hms:<8}\n" if h.timestamp else "")
+            + "".join(
+                log2_hist_json(vals, h.unit, stamp, None if key is None else (h.section, key))
+                for key, vals in w.sections
+            )
+            for w, hms, stamp in zip(h.windows, hhmmss, stamps)
+        )
+    return log2_windows_text(
+        h.windows,
+        hhmmss,
+        h.unit,
+        h.section,
+        banner=None,
+        timestamp=h.timestamp,
+        extension=h.extension,
+    )

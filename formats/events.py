@@ -150,7 +150,7 @@ SYSCALL = EventType(
     # nr first: with the common members it fills 8 bytes, and an event takes 56 bytes
     # in the ring buffer, not 64 (the ring then holds 0.3 s of a getppid storm).
     fields=(
-        Field("nr", "u32", "System call number (x86_64 table; bpfcap.formats.syscalls names it)"),
+        Field("nr", "u32", "System call number (of the recording host's machine: host.machine)"),
         LAT,
         RET,
     ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pytest
 
 from bpfcap.analyze.aggregate import SLOTS, count, log2_hist, log2_slots
 
@@ -96,3 +97,34 @@ def test_count_packed_keys_match_a_plain_counter_at_any_base():
             want = collections.Counter(zip(a, b))
             got = {(r["a"], r["b"]): r["count"] for r in count([t], ["a", "b"]).to_pylist()}
             assert got == want, (ty, base)
+
+
+@pytest.mark.parametrize("dense_cells", [0, 1 << 20])
+@pytest.mark.parametrize("keyed", [False, True])
+def test_log2_windows_add_chunk_by_chunk_is_log2_windows(monkeypatch, dense_cells, keyed):
+    """Histograms added chunk by chunk, grouped side by side or sorted (windows or keys
+    far apart), are log2_windows() of all the values at once."""
+    import numpy as np
+
+    from bpfcap.analyze import aggregate
+
+    monkeypatch.setattr(aggregate, "_DENSE_CELLS", dense_cells)
+    monkeypatch.setattr(aggregate, "_ADD_ROWS", 50)
+    rng = np.random.default_rng(4)
+    n = 1000
+    values = rng.integers(0, 1 << 40, n) >> rng.integers(0, 40, n)
+    ends = 1000 + rng.integers(-5, 120, n)  # before the start, and after the last window
+    keys = rng.choice([7, 3, -1, 1 << 40], n) if keyed else None
+    plan = {"start_ns": 1000, "length_ns": 10, "n": 11}
+    acc: dict = {}
+    for at in (0, 1, 333, 334, 800):
+        part = slice(at, {0: 1, 1: 333, 333: 334, 334: 800, 800: n}[at])
+        aggregate.log2_windows_add(
+            acc, values[part], ends[part], None if keys is None else keys[part], **plan
+        )
+    want = aggregate.log2_windows(values, ends, keys, **plan)
+    got = aggregate.log2_windows_result(acc, plan["n"], keyed)
+    assert [list(w) for w in got] == [list(w) for w in want]  # the keys, in order
+    for g, w in zip(got, want):
+        for key in w:
+            assert g[key].dtype == w[key].dtype and g[key].tolist() == w[key].tolist()

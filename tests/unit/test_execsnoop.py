@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 
-from bpfcap.analyze.execsnoop import COLUMNS, Options, execsnoop
-from bpfcap.cli.render import write_text
+from bpfcap.analyze.execsnoop import Options, execsnoop
 from bpfcap.formats.errors import UsageError
 from bpfcap.tests.builders import (
     CLOCK,
@@ -19,6 +16,7 @@ from bpfcap.tests.builders import (
     fork_row,
     table,
 )
+from bpfcap.tests.contract import contract_text
 
 EXECS = [
     # bash (1000) forked 2000 at 0.5 s, which execs ls -l: PPID from the fork row.
@@ -115,9 +113,9 @@ def run(execs: list | None = None, forks: list | None = None, **flags: object):
 
 
 def report(execs: list | None = None, **flags: object) -> bytes:
-    out = io.BytesIO()
-    write_text(run(execs, **flags), COLUMNS, out)
-    return out.getvalue()
+    """execsnoop's text through the report contract: the registry's declaration run on
+    a trace file of the execs and FORKS, rendered as the CLI renders it."""
+    return contract_text("execsnoop", (EXECS if execs is None else execs) + FORKS, **flags)
 
 
 # Exact header strings from bcc-formats.md §4.2 (BCC v0.37: COMM, not v0.26's PCOMM).

@@ -67,5 +67,6 @@ def test_filters(tmp_path: Path, capsysbinary) -> None:
     assert pids("-T", "-1234") == [("500", "15")]
     assert pids("-s", "9,1") == [("13967", "9"), ("500", "1")]
     assert pids("--all-calls", "-s", "10,6") == [("13967", "10"), ("13967", "6")]
-    rc, _, err = run(capsysbinary, t, "-s", "KILL")
-    assert rc == 2 and "signal numbers" in err
+    assert pids("-s", "KILL,sighup") == pids("-s", "9,1")
+    rc, _, err = run(capsysbinary, t, "-s", "NOPE")
+    assert rc == 2 and err == "error: -s NOPE: no such signal; give numbers or names: 9,TERM\n"

@@ -12,6 +12,7 @@ from bpfcap.analyze.opensnoop import COLUMNS, O_FLAGS, Options, flag_mask, opens
 from bpfcap.cli.render import write_text
 from bpfcap.formats.errors import UsageError
 from bpfcap.tests.builders import MS, START_NS, US, S, open_row, table
+from bpfcap.tests.contract import contract_text
 
 O_WRONLY, O_RDWR, O_CREAT, O_EXCL = 0o1, 0o2, 0o100, 0o200
 O_CLOEXEC, O_DIRECTORY, O_TMPFILE = 0o2000000, 0o200000, 0o20200000
@@ -117,9 +118,9 @@ OPENS = [
 
 
 def report(**flags: object) -> bytes:
-    out = io.BytesIO()
-    write_text(opensnoop(table(OPENS), Options(**flags), start_ns=START_NS), COLUMNS, out)
-    return out.getvalue()
+    """opensnoop's text through the report contract: the registry's declaration run on
+    a trace file of OPENS, rendered as the CLI renders it."""
+    return contract_text("opensnoop", OPENS, **flags)
 
 
 def header(**flags: object) -> str:
@@ -215,7 +216,9 @@ def test_columns_are_documented() -> None:
         Options(timestamp=True, print_uid=True, extended_fields=True),
         start_ns=START_NS,
     )
-    assert t.column_names == ["time_s", "uid", "pid", "comm", "fd", "err", "flags", "mode", "path"]
+    assert t.column_names == [
+        "time_s", "uid", "pid", "comm", "fd", "err", "flags", "mode", "path", "end_ns"
+    ]  # fmt: skip
     assert all(f.metadata and f.metadata[b"doc"] for f in t.schema)
 
 

@@ -12,8 +12,21 @@ import pytest
 from bpfcap.analyze import execsnoop as exe
 from bpfcap.analyze import opensnoop as ope
 from bpfcap.analyze.common import OutputColumn, decode_replace
+from bpfcap.analyze.report import Rows, machine_table
 from bpfcap.cli.render import write, write_csv, write_json, write_text
-from bpfcap.tests.builders import CLOCK, PROCESSES, START_NS, S, exec_row, fork_row, open_row, table
+from bpfcap.formats.abi import for_machine
+from bpfcap.formats.meta import TraceMeta
+from bpfcap.tests.builders import (
+    CLOCK,
+    PROCESSES,
+    START_NS,
+    S,
+    exec_row,
+    fork_row,
+    meta,
+    open_row,
+    table,
+)
 
 OPENS = table(
     [
@@ -65,7 +78,12 @@ def execs_report() -> pa.Table:
 
 
 def render(table: pa.Table, fmt: str, columns: tuple = ()) -> bytes:
+    """Text as BCC prints it; JSON and CSV as machines get them (machine_table(): an
+    absolute timestamp, names for flags)."""
     out = io.BytesIO()
+    if fmt != "text":
+        rows = Rows("t", columns=columns, meta=TraceMeta.from_dict(meta()), abi=for_machine(None))
+        table = machine_table(table, rows)
     write(table, columns, fmt, out)
     return out.getvalue()
 
@@ -121,23 +139,29 @@ def test_text_decoded_as_the_column_says() -> None:
 
 
 def test_json_lines_decode_bytes_with_replacement() -> None:
-    lines = render(opens_report(), "json").decode("utf-8").splitlines()
+    lines = render(opens_report(), "json", ope.COLUMNS).decode("utf-8").splitlines()
     rows = [json.loads(line) for line in lines]
     assert len(rows) == 2
-    assert list(rows[0]) == ["time_s", "uid", "pid", "comm", "fd", "err", "flags", "mode", "path"]
-    assert rows[0]["mode"] is None and rows[0]["flags"] == 0o2000000
+    assert list(rows[0]) == [
+        "timestamp", "time_s", "uid", "pid", "comm", "fd", "err", "flags", "mode", "path"
+    ]  # fmt: skip
+    assert rows[0]["timestamp"] == "2024-03-05T14:08:21.000010000Z"
+    assert rows[0]["mode"] is None and rows[0]["flags"] == ["O_RDONLY", "O_CLOEXEC"]
     assert rows[1]["comm"] == "caf\ufffd"
     assert rows[1]["fd"] == -1 and rows[1]["err"] == 2
 
 
 def test_csv_round_trips_raw_bytes() -> None:
-    out = render(opens_report(), "csv")
+    out = render(opens_report(), "csv", ope.COLUMNS)
     text = out.decode("utf-8", "surrogateescape")
     rows = list(csv.reader(io.StringIO(text, newline="")))
-    assert rows[0] == ["time_s", "uid", "pid", "comm", "fd", "err", "flags", "mode", "path"]
-    assert rows[1][7] == ""  # null mode
-    assert rows[2][3].encode("utf-8", "surrogateescape") == b"caf\xe9"
-    assert rows[2][8].encode("utf-8", "surrogateescape") == b'/tmp/\xff,"x"'
+    assert rows[0] == [
+        "timestamp", "time_s", "uid", "pid", "comm", "fd", "err", "flags", "mode", "path"
+    ]  # fmt: skip
+    assert rows[1][8] == ""  # null mode
+    assert rows[1][7] == '["O_RDONLY", "O_CLOEXEC"]'
+    assert rows[2][4].encode("utf-8", "surrogateescape") == b"caf\xe9"
+    assert rows[2][9].encode("utf-8", "surrogateescape") == b'/tmp/\xff,"x"'
 
 
 def test_csv_leaves_the_stream_open() -> None:

@@ -56,7 +56,9 @@ def test_execsnoop_csv(trace: Path, capsysbinary) -> None:
     rc, out, _ = run(capsysbinary, "execsnoop", str(trace), "--format", "csv", "-M")
     assert rc == 0
     assert out == (
-        b"comm,pid,pcomm,ppid,ret,args\nls,2000,bash,1000,0,/bin/ls -l\nid,2001,,,0,/bin/id\n"
+        b"timestamp,comm,pid,pcomm,ppid,ret,args,argv\n"
+        b'2024-03-05T14:08:21.000100000Z,ls,2000,bash,1000,0,/bin/ls -l,"[""/bin/ls"", ""-l""]"\n'
+        b'2024-03-05T14:08:22.000100000Z,id,2001,,,0,/bin/id,"[""/bin/id""]"\n'
     )
 
 

@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from bpfcap.analyze.registry import names as report_names
 from bpfcap.capture.segments import SegmentDir
 from bpfcap.cli.main import main
-from bpfcap.cli.report import report
 from bpfcap.formats import v2
 from bpfcap.formats.events import BY_NAME, EVENT_TYPES
 from bpfcap.formats.trace import FIELDS, open_trace, rows_by_kind
@@ -344,7 +344,7 @@ def test_conversion_holds_every_row(converted):
 
 
 @pytest.mark.parametrize("sample", V1_SAMPLES, ids=lambda p: p.name)
-@pytest.mark.parametrize("command", sorted(report.commands))
+@pytest.mark.parametrize("command", report_names())
 def test_every_report_is_the_same_on_v1_and_its_v2_conversion(
     sample, command, converted, capsysbinary
 ):

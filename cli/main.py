@@ -48,9 +48,34 @@ cli.add_command(export)
 cli.add_command(doctor)
 
 
+def _frugal_under_a_memory_limit() -> None:
+    """Under an address-space limit (`ulimit -v`), allocate as the limit means: Arrow's
+    default allocator (mimalloc) reserves ~1.7 GB of address space it never touches,
+    and glibc 64 MB per thread's arena, so a report using 300 MB would fail under 1 GB.
+    The C allocator with two arenas reserves about what it uses (before pyarrow loads:
+    commands import it lazily)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return
+    import os
+
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(-8, 2)  # M_ARENA_MAX: glibc's; other libcs lack it
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     from bpfcap.formats.errors import BpfcapError
 
+    _frugal_under_a_memory_limit()
     verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
     try:
         rc = cli.main(args=argv, prog_name="bpfcap", standalone_mode=False)

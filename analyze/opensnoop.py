@@ -212,16 +212,15 @@ def full_paths(opens: pa.Table, cwds: pa.Table) -> pa.Array:
         )
     cwd_row[~relative] = -1  # an absolute path takes no directory
     # Paths and directories repeat: each distinct (path, directory) is joined once.
+    # One int64 key per (path, directory row): a 1-D unique (a sort of n keys), not a
+    # row-wise unique of pairs (a lexsort of n x 2).
     path_ids = np.asarray(pc.dictionary_encode(path).indices.to_numpy(zero_copy_only=False))
-    distinct, inverse = np.unique(
-        np.stack([path_ids, cwd_row], axis=1), axis=0, return_inverse=True
-    )
+    key = path_ids.astype(np.int64) * (cwds.num_rows + 1) + (cwd_row + 1)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     paths = path.to_pylist()
-    first = np.zeros(len(distinct), dtype=np.int64)
-    first[inverse.reshape(-1)] = np.arange(n)
     dirs = cwds["dirs"] if cwds.num_rows else None
     joined: list[bytes | None] = []
-    for (_, row), i in zip(distinct.tolist(), first.tolist()):
+    for row, i in zip(cwd_row[first].tolist(), first.tolist()):
         if relative[i] and row < 0:
             joined.append(None)
         else:

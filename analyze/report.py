@@ -253,10 +253,7 @@ class Source:
         return empty_table(SCHEMA).select(list(columns))
 
     def _groups(self, kind: str) -> list:
-        try:
-            return self.trace.row_groups(kind, since_ns=self.since_ns, until_ns=self.until_ns)
-        except TypeError:  # a reader without statistics-based skipping
-            return self.trace.row_groups(kind)
+        return self.trace.row_groups(kind, since_ns=self.since_ns, until_ns=self.until_ns)
 
     def _inside(self, chunk: pa.Table) -> pa.Array:
         end = completion_ns(chunk)
@@ -311,7 +308,7 @@ class Rows(Result):
     chunks: Iterable[pa.Table] = ()
     meta: TraceMeta | None = None
     abi: Abi | None = None
-    _done: bool = False
+    _done: bool = field(default=False, repr=False)
 
     def __iter__(self) -> Iterator[pa.Table]:
         if self._done:
@@ -421,7 +418,7 @@ class Histograms(Result):
                 cols["count"].append(int(c))
         out = {k: cols[k] for k in self.keys}
         out.update({k: pa.array(cols[k], pa.int64()) for k in ("min", "max", "count")})
-        return pa.table(out) if self.keys or cols["count"] else pa.table(out)
+        return pa.table(out)
 
 
 def bucket_bounds(

@@ -528,6 +528,21 @@ def _hex(m: re.Match) -> bytes:
     return b"".join(b"\\x%02x" % c for c in m.group())
 
 
+def _has_controls(data: bytes) -> bool:
+    """Whether `data` holds a control escape_controls(newline=False) would escape: one
+    vectorised pass (report text is escaped value by value already, so this is almost
+    always False, and a regex scan of all output cost 20% of a big opensnoop)."""
+    if len(data) < 4096:
+        return _CONTROLS.search(data) is not None
+    import numpy as np
+
+    a = np.frombuffer(data, dtype=np.uint8)
+    if (((a < 0x20) & (a != 0x0A)) | (a == 0x7F)).any():
+        return True
+    c2 = np.flatnonzero(a[:-1] == 0xC2)
+    return bool(((a[c2 + 1] >= 0x80) & (a[c2 + 1] <= 0x9F)).any())
+
+
 def escape_controls(data: bytes, newline: bool = True) -> bytes:
     """`data` with terminal control characters as \\xNN text (newlines too unless
     `newline` is False: a stream's own line ends)."""
@@ -558,7 +573,7 @@ class EscapingWriter(io.RawIOBase):
         self._held = b""
         if chunk.endswith(b"\xc2"):
             chunk, self._held = chunk[:-1], b"\xc2"
-        self._out.write(escape_controls(chunk, newline=False))
+        self._out.write(escape_controls(chunk, newline=False) if _has_controls(chunk) else chunk)
         return len(data)
 
     def flush(self) -> None:

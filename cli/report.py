@@ -136,7 +136,7 @@ def _param(spec: Any) -> click.Parameter:
     if spec.type is tuple and not o.repeat:
         ptype = _CommaList(ptype, o.metavar)
     if o.argument:
-        return click.Argument([spec.name], type=ptype, required=False, metavar=o.metavar)
+        return click.Argument([spec.name], type=ptype, required=False, metavar=f"[{o.metavar}]")
     return click.Option(
         [*o.flags, spec.name],
         type=ptype,

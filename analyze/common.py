@@ -257,24 +257,6 @@ def filter_all(table: pa.Table, masks: list[Any]) -> pa.Table:
     return table.filter(pc.fill_null(keep, False))
 
 
-def lost_in_window(events_meta: dict[str, Any], kind: str, start_ns: int, end_ns: int) -> int:
-    """Events of `kind` lost while recording, in segments that overlap [start_ns,
-    end_ns): the trace's loss timeline has, per segment that lost events, its time span
-    and the loss so far; a segment lasts ~1 s, so a loss is placed to within a second
-    and counted in every window it may belong to (never hidden). Traces without a
-    timeline give the whole recording's loss."""
-    ev = events_meta.get(kind, {})
-    line = ev.get("lost_timeline")
-    if line is None:
-        return int(ev.get("lost", 0) or 0)
-    lost, before = 0, 0
-    for seg_from, seg_to, so_far in line:
-        if seg_from < end_ns and seg_to >= start_ns:
-            lost += so_far - before
-        before = so_far
-    return lost
-
-
 def missed_runs(meta: dict[str, Any], kinds: Sequence[str]) -> int:
     """Runs of the programs recording `kinds` that the kernel skipped while recording
     (another BPF program was running on that CPU): their events are missing and no

@@ -35,40 +35,22 @@ from bpfcap.analyze.common import (
     with_end,
 )
 from bpfcap.analyze.report import REORDER_SLACK_NS, Report, Rows, Source, first_of, option
+from bpfcap.formats.abi import Abi, for_machine
 from bpfcap.formats.errors import UsageError
 from bpfcap.formats.events import BY_NAME, SCHEMA
 from bpfcap.formats.schema import empty_table
 
-# What Python's os.O_* are on Linux x86_64, which is what BCC's `-f` resolves names with
-# on the recording host. A table rather than `os`, so that a report on another OS (macOS
-# has other values) means the same thing. O_LARGEFILE is 0 in glibc's 64-bit ABI, so like
-# O_RDONLY it matches nothing.
-O_FLAGS = {
-    "O_RDONLY": 0o0,
-    "O_WRONLY": 0o1,
-    "O_RDWR": 0o2,
-    "O_ACCMODE": 0o3,
-    "O_CREAT": 0o100,
-    "O_EXCL": 0o200,
-    "O_NOCTTY": 0o400,
-    "O_TRUNC": 0o1000,
-    "O_APPEND": 0o2000,
-    "O_NONBLOCK": 0o4000,
-    "O_NDELAY": 0o4000,
-    "O_DSYNC": 0o10000,
-    "O_ASYNC": 0o20000,
-    "O_DIRECT": 0o40000,
-    "O_LARGEFILE": 0o0,
-    "O_DIRECTORY": 0o200000,
-    "O_NOFOLLOW": 0o400000,
-    "O_NOATIME": 0o1000000,
-    "O_CLOEXEC": 0o2000000,
-    "O_SYNC": 0o4010000,
-    "O_FSYNC": 0o4010000,
-    "O_RSYNC": 0o4010000,
-    "O_PATH": 0o10000000,
-    "O_TMPFILE": 0o20200000,  # includes O_DIRECTORY
-}
+
+def bcc_open_flags(abi: Abi) -> dict[str, int]:
+    """The O_* values BCC's `-f` resolves names with (Python's os on the recording host):
+    the architecture's, but O_LARGEFILE is 0 in glibc's 64-bit ABIs, so like O_RDONLY it
+    matches nothing."""
+    return dict(abi.open_flags, O_LARGEFILE=0)
+
+
+# x86_64's, for callers of the analysis functions that do not say (traces without
+# host.machine were recorded on x86_64).
+O_FLAGS = bcc_open_flags(for_machine("x86_64"))
 
 COLUMNS = (
     OutputColumn(
@@ -303,9 +285,7 @@ def opensnoop(
 def run(source: Source, options: Options) -> Rows:
     """opensnoop over the trace: streams the open rows in completion order (a bounded
     reorder window), with -T's zero from a first pass when asked."""
-    # The recording machine's values; O_LARGEFILE as BCC's Python os has it on 64-bit
-    # Linux: 0 (so `-f O_LARGEFILE` matches nothing, as in BCC).
-    o_flags = dict(source.abi.open_flags, O_LARGEFILE=0)
+    o_flags = bcc_open_flags(source.abi)
     flag_mask(options.flag_filter, o_flags)  # a bad -f fails before any reading
     columns = [f.name for f in BY_NAME["open"].columns if f.name != "kind"]
     first_us = None

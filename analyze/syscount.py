@@ -27,12 +27,6 @@ if TYPE_CHECKING:
     from bpfcap.formats.abi import Abi
 
 
-def _X86_64_NAME(nr: int) -> str:  # noqa: N802 - the default table, a function
-    from bpfcap.formats.abi import for_machine
-
-    return for_machine("x86_64").syscall_name(nr)
-
-
 NO_SYSCALL = 0xFFFFFFFF  # id -1: skipped after the top-N cut, as BCC does
 
 
@@ -234,7 +228,7 @@ def _empty_calls() -> pa.Table:
 
 
 def windows(
-    totals: pa.Table, options: Plan, n_windows: int, name_of: Callable[[int], str] = _X86_64_NAME
+    totals: pa.Table, options: Plan, n_windows: int, name_of: Callable[[int], str]
 ) -> list[pa.Table]:
     """One report table per window (0 .. n_windows - 1, empty ones included), rows as
     syscount prints them: most calls first (most time with -L), ties by key; the top
@@ -264,7 +258,7 @@ def windows(
     return out
 
 
-def banner(options: Plan, name_of: Callable[[int], str] = _X86_64_NAME) -> str:
+def banner(options: Plan, name_of: Callable[[int], str]) -> str:
     """The line syscount prints when it starts."""
     if options.syscalls:
         failed = "failed " if options.failures else ""

@@ -426,15 +426,14 @@ def log2_windows_text(
     val_type: str,
     section: str | None,
     *,
-    banner: str | None,
     timestamp: bool,
     extension: bool = False,
 ) -> str:
-    """What a BCC histogram tool (biolatency, runqlat) prints over its intervals: the
-    banner, then per window (analyze.aggregate.HistWindow) an empty line, its time
+    """What a BCC histogram tool (biolatency, runqlat) prints over its intervals, after
+    its banner (the result's): per window (analyze.aggregate.HistWindow) an empty line, its time
     (`times[i]`, HH:MM:SS) with -T, each histogram (after `\\n<section> = <key>` when
     sectioned), and with -e the avg/total/count line."""
-    out = [] if banner is None else [banner + "\n"]
+    out = []
     for w, hms in zip(windows, times):
         out.append("\n")
         if timestamp:
@@ -703,7 +702,6 @@ def _log2_text(h: Any) -> str:
         hhmmss,
         h.unit,
         h.section,
-        banner=None,
         timestamp=h.timestamp,
         extension=h.extension,
     )

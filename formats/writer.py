@@ -78,7 +78,7 @@ def template_of(schema: pa.Schema) -> bytes:
 
 
 @functools.lru_cache(maxsize=1)
-def _template() -> bytes:
+def trace_template() -> bytes:
     """A file of FILE_SCHEMA with no rows: the schema every written trace file gets."""
     return template_of(FILE_SCHEMA)
 
@@ -92,7 +92,7 @@ def described(meta: dict[str, Any], schema: pa.Schema) -> dict[bytes, bytes]:
     }
 
 
-def _footer(meta: dict[str, Any]) -> dict[bytes, bytes]:
+def trace_footer(meta: dict[str, Any]) -> dict[bytes, bytes]:
     return {KEY_VERSION: str(FORMAT_VERSION).encode(), **described(meta, FILE_SCHEMA)}
 
 
@@ -131,7 +131,7 @@ def write_table_file(
     of format 2, under a temporary name renamed into place when complete. Returns its
     size."""
     parts = [encode_kind(t, clock_offset(meta)) for t in tables if t.num_rows]
-    return write_joined(path, parts, _footer(meta), force=force, template=_template())
+    return write_joined(path, parts, trace_footer(meta), force=force, template=trace_template())
 
 
 def write_joined(
@@ -182,4 +182,4 @@ def merge_files(files: list[Path], out: Path, meta: dict[str, Any], *, force: bo
     """Join trace files (segments) into one trace file with `meta` in its footer, by
     copying their bytes (formats/parquet_concat.py); the result appears under `out` only
     when complete. Returns its size."""
-    return write_joined(out, files, _footer(meta), force=force, template=None)
+    return write_joined(out, files, trace_footer(meta), force=force, template=None)

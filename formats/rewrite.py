@@ -1,0 +1,159 @@
+"""Writing a new trace from the rows of others: what `bpfcap slice`, `redact`, `share` and
+`merge` have in common.
+
+Rows stream through in bounded memory whatever the size of the input: one row group of
+one kind is read at a time (formats/trace.py), handed to the caller's `transform` (a
+filter, a redaction, a clock shift: a pure function of the rows), and the rows it returns
+are gathered into parts of at most ROW_GROUP_ROWS rows, each encoded as a narrow Parquet
+file of that kind's columns in a hidden directory next to OUT. The parts are joined
+under the full trace schema by copying their bytes (formats/writer.py write_joined()),
+with the new metadata in the footer; OUT appears only when complete (no half-written
+trace under its name, whatever stops the command).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from .errors import OutputError
+from .events import BY_NAME, EVENT_TYPES
+from .trace import FORMAT_VERSION, Trace, clock_offset
+from .writer import (
+    ROW_GROUP_ROWS,
+    refuse_existing,
+    trace_footer,
+    trace_template,
+    write_joined,
+    write_kind,
+)
+
+# A transform: (kind, rows of that kind in the in-memory representation) -> rows to write.
+Transform = Callable[[str, pa.Table], pa.Table]
+
+
+@dataclass
+class Input:
+    """Rows of one trace to write: `groups` per kind (Trace.row_groups(); a kind absent is
+    not read), each row group's rows passed through `transform`, `offset` the realtime -
+    monotonic ns the `time` column is computed with (the output's clock)."""
+
+    trace: Trace
+    groups: dict[str, list] = field(default_factory=dict)
+    transform: Transform | None = None
+    offset: int | None = None
+
+
+@dataclass
+class Written:
+    """What a rewrite wrote: rows per kind, and the file's size."""
+
+    rows: dict[str, int]
+    size: int
+
+
+def kinds_present(trace: Trace) -> list[str]:
+    """The kinds `trace` has row groups of, in declaration order."""
+    return [t.name for t in EVENT_TYPES if trace.row_groups(t.name)]
+
+
+def rewrite(
+    inputs: Iterable[Input],
+    out: Path,
+    meta: dict[str, Any] | Callable[[dict[str, int]], dict[str, Any]],
+    *,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> Written:
+    """Write the rows of `inputs` (in order: every kind of the first input, then of the
+    next) as one trace file `out` with `meta` in its footer (or meta(rows per kind), the
+    metadata made once every row has been seen). `progress(done, total)` is called per
+    row group read."""
+    inputs = list(inputs)
+    out = Path(out)
+    if out.is_dir():
+        raise OutputError(f"{out} is a directory", "name the file to write")
+    refuse_existing(out, force)
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        parts_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".parts", dir=parent))
+    except OSError as e:
+        raise OutputError(f"cannot create a file in {parent}: {e.strerror}") from e
+    total = sum(len(g) for i in inputs for g in i.groups.values())
+    done = 0
+    rows: dict[str, int] = {}
+    parts: list[Path] = []
+    try:
+        for inp in inputs:
+            offset = clock_offset(inp.trace.meta) if inp.offset is None else inp.offset
+            for kind, groups in inp.groups.items():
+                if not groups:
+                    continue
+                names = [f.name for f in BY_NAME[kind].columns]
+                pending: list[pa.Table] = []
+                size = 0
+                for t in inp.trace.batches(kind, names, groups):
+                    # About one chunk per row group (big text is sliced further).
+                    done = min(done + 1, total)
+                    if progress is not None:
+                        progress(done, total)
+                    if inp.transform is not None and t.num_rows:
+                        t = inp.transform(kind, t)
+                    if not t.num_rows:
+                        continue
+                    pending.append(t)
+                    size += t.num_rows
+                    rows[kind] = rows.get(kind, 0) + t.num_rows
+                    if size >= ROW_GROUP_ROWS:
+                        _flush(kind, pending, offset, parts_dir, parts)
+                        pending, size = [], 0
+                if pending:
+                    _flush(kind, pending, offset, parts_dir, parts)
+        # The file is format 2 whatever the inputs were (format 1 is read, never written).
+        footer = trace_footer(
+            dict(meta(rows) if callable(meta) else meta, format_version=FORMAT_VERSION)
+        )
+        try:
+            size = write_joined(out, parts, footer, force=force, template=trace_template())
+        except OSError as e:
+            raise _output_error(out, e) from e
+    finally:
+        shutil.rmtree(parts_dir, ignore_errors=True)
+    return Written(rows, size)
+
+
+def _flush(kind: str, tables: list[pa.Table], offset: int, where: Path, parts: list[Path]) -> None:
+    t = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    if "kind" not in t.column_names:
+        t = t.add_column(0, "kind", pa.repeat(pa.scalar(kind), t.num_rows))
+    path = where / f"{len(parts):08d}.parquet"
+    try:
+        write_kind(t, offset, path)
+    except OSError as e:
+        raise _output_error(path, e) from e
+    parts.append(path)
+
+
+def _output_error(path: Path, e: OSError) -> OutputError:
+    if e.errno == errno.ENOSPC:
+        return OutputError(f"no space left writing {path}", "free space, or write -o elsewhere")
+    return OutputError(f"cannot write {path}: {e.strerror or e}")
+
+
+def file_digest(trace: Trace) -> str:
+    """SHA-256 of a trace's bytes (of its files in order, for a segment directory): names
+    the source of a slice or a merge without naming its path."""
+    h = hashlib.sha256()
+    for f in trace.files:
+        with open(f, "rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+    return h.hexdigest()

@@ -54,6 +54,8 @@ def summarize(
         "processes_at_start": len(meta.get("processes", [])),
         "size_bytes": size,
         "files": files,
+        # What made this trace from others (bpfcap slice, redact, merge), as recorded.
+        "made_by": {k: meta[k] for k in ("slice", "redaction", "merge") if k in meta},
     }
 
 

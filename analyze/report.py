@@ -149,6 +149,10 @@ class Source:
     None for open), as reports read it. Events are placed at their completion time (ts_ns
     + lat_ns: when the call returned, which is when a BCC tool prints it).
 
+    With `host` (a name of formats.merge.host_names()), only the rows of that host of a
+    multi-host trace, and that host's metadata (clock, processes, disks, counters): its
+    report is the report of its own trace. Without, a multi-host trace's hosts pooled.
+
     `progress(done, total)`, if set, is called as row groups are read."""
 
     def __init__(
@@ -158,20 +162,25 @@ class Source:
         since: str | None = None,
         until: str | None = None,
         progress: Callable[[int, int], None] | None = None,
+        host: str | None = None,
     ):
         """`since` and `until` in any form analyze.timespec reads (seconds from the
         start, `-10s` before the end, `25%`, `14:03:07`, ISO 8601)."""
         from bpfcap.analyze.timespec import window
         from bpfcap.formats.abi import for_machine
+        from bpfcap.formats.merge import host_meta, mixed_machines
 
         self.trace = trace
-        self.meta = TraceMeta.from_dict(trace.meta)
+        self.host = host
+        self.meta = TraceMeta.from_dict(trace.meta if host is None else host_meta(trace.meta, host))
         if self.meta.start_ns is None:
             raise TraceFormatError(
                 f"{trace.path}: no start_ns in the trace metadata",
                 "was it written by bpfcap record?",
             )
-        self.abi: Abi = for_machine(self.meta.host.machine)
+        self._group_hosts: dict | None = None
+        self._machines = mixed_machines(trace.meta) if host is None else []
+        self._abi = None if self._machines else for_machine(self.meta.host.machine)
         self.since_ns, self.until_ns = window(
             None if since is None else str(since),
             None if until is None else str(until),
@@ -181,6 +190,36 @@ class Source:
         )
         self.progress = progress
         self.kinds_read: list[str] = []
+
+    @property
+    def abi(self) -> Abi:
+        """The recording host's system call numbers, flags, errnos and signals."""
+        if self._abi is None:
+            raise UsageError(
+                f"{self.trace.path} pools hosts of different machines "
+                f"({', '.join(self._machines)}): their numbers mean different things",
+                "report each host apart: --by-host or --host NAME",
+            )
+        return self._abi
+
+    @property
+    def hosts_pooled(self) -> int:
+        """How many hosts this source pools (0: one host's rows)."""
+        return len(self.trace.meta.get("hosts") or ()) if self.host is None else 0
+
+    def row_groups(self, kind: str, *, whole: bool = False) -> list:
+        """The row groups batches() reads: of the window unless `whole`, of the host."""
+        windowed = self.windowed and not whole
+        groups = self._groups(kind) if windowed else self.trace.row_groups(kind)
+        if self.host is None:
+            return groups
+        if self._group_hosts is None:
+            from bpfcap.formats.trace import row_group_hosts
+
+            self._group_hosts = row_group_hosts(self.trace) or {}
+        if not self._group_hosts:  # a recording: all its rows are of its one host
+            return groups
+        return [g for g in groups if self._group_hosts.get((g[0], g[1])) == self.host]
 
     @property
     def path(self) -> str:
@@ -222,7 +261,7 @@ class Source:
         if kind not in self.kinds_read:
             self.kinds_read.append(kind)
         windowed = self.windowed and not whole
-        groups = self._groups(kind) if windowed else self.trace.row_groups(kind)
+        groups = self.row_groups(kind, whole=whole)
         need = list(columns)
         extra = []
         if windowed:
@@ -542,7 +581,9 @@ def losses(source: Source, result: Result) -> tuple[list[str], int, int]:
     lines = []
     if meta.recorded is not None:
         absent = [k for k in kinds if k not in meta.recorded and k != "fork"]
-        if absent:
+        if absent and "slice" in meta.raw:
+            lines.append(f"{source.path} is a slice without {', '.join(absent)} events")
+        elif absent:
             lines.append(
                 f"{source.path} did not record {', '.join(absent)} events "
                 f"(record with -e {','.join(absent)})"
@@ -574,6 +615,16 @@ def losses(source: Source, result: Result) -> tuple[list[str], int, int]:
         lines.append(
             f"{meta.tree_filter_full} new tasks of the recorded command were not followed "
             "(the process-tree filter was full): their events are missing"
+        )
+    if "redaction" in meta.raw:
+        lines.append(
+            f"{source.path} is redacted: names, paths, arguments, users and addresses are "
+            "pseudonyms (bpfcap redact)"
+        )
+    if source.hosts_pooled:
+        lines.append(
+            f"{source.path} holds {source.hosts_pooled} hosts, reported together: process "
+            "ids (parents, sockets) are matched across hosts; --by-host reports each apart"
         )
     if not source.trace.complete:
         lines.append(f"{source.path}: recording did not stop cleanly; showing what reached disk")

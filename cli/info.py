@@ -71,6 +71,32 @@ def _when(ns, s) -> str:
     )
 
 
+def _made_by(made: dict) -> list[str]:
+    """What made the trace from others: a slice, a redaction, a merge."""
+    out = []
+    cut = made.get("slice")
+    while cut:
+        w, f = cut.get("window", {}), cut.get("filters", {})
+        what = [f"{k} {w[k]}" for k in ("since", "until") if w.get(k) is not None]
+        what += [f"{k} {','.join(map(str, v))}" for k, v in f.items() if v and k != "where"]
+        what += [f"where {f['where']}"] if f.get("where") else []
+        out.append(
+            f"sliced:     from {str(cut.get('source_sha256'))[:16]}... ({'; '.join(what) or 'all'})"
+        )
+        cut = cut.get("of")
+    if "redaction" in made:
+        opts = made["redaction"].get("options") or {}
+        kept = ", ".join(f"{k} {v}" for k, v in opts.items() if v)
+        out.append(
+            "redacted:   names, paths, arguments, users and addresses are pseudonyms"
+            + (f" (kept: {kept})" if kept else "")
+        )
+    if "merge" in made:
+        n = len(made["merge"].get("sources") or [])
+        out.append(f"merged:     from {n} traces")
+    return out
+
+
 def _text(path: str, s: dict) -> list[str]:
     h = s["host"]
     shape = "one file" if s["files"] == 1 else f"{s['files']} segment files"
@@ -90,10 +116,12 @@ def _text(path: str, s: dict) -> list[str]:
         out.append(
             "stopped:    NOT cleanly (recorder killed or crashed); this is what reached disk"
         )
+    out.extend(_made_by(s["made_by"]))
     out.extend(f"note:       {n}" for n in s.get("notes", []))
     out.append(f"events:     {sum(e['rows'] for e in s['events'].values())} rows, {s['lost']} lost")
     for kind, e in s["events"].items():
-        per_cpu = f" (per CPU: {' '.join(map(str, e['lost_per_cpu']))})" if e["lost"] else ""
+        per_cpu = e["lost_per_cpu"] if e["lost"] else []
+        per_cpu = f" (per CPU: {' '.join(map(str, per_cpu))})" if per_cpu else ""
         out.append(f"  {kind:<10} {e['rows']:>12} rows {e['lost'] or 0:>10} lost{per_cpu}")
     missed = s.get("missed_runs") or {}
     if missed:

@@ -18,6 +18,7 @@ from .export import export
 from .info import info
 from .record import record
 from .report import report
+from .share import redact, share, slice_
 
 
 @click.group(
@@ -46,6 +47,9 @@ cli.add_command(report)
 cli.add_command(info)
 cli.add_command(export)
 cli.add_command(doctor)
+cli.add_command(slice_)
+cli.add_command(redact)
+cli.add_command(share)
 
 
 def _frugal_under_a_memory_limit() -> None:

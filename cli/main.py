@@ -19,6 +19,7 @@ from .info import info
 from .record import record
 from .report import report
 from .share import redact, share, slice_
+from .summary import diff, summary
 
 
 @click.group(
@@ -50,6 +51,8 @@ cli.add_command(doctor)
 cli.add_command(slice_)
 cli.add_command(redact)
 cli.add_command(share)
+cli.add_command(summary)
+cli.add_command(diff)
 
 
 def _frugal_under_a_memory_limit() -> None:

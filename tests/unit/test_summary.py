@@ -1,0 +1,241 @@
+"""bpfcap summary: the profile's exact counts, percentiles within the documented error,
+the page's size bound, JSON shape, windows, empty traces and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bpfcap.analyze.profile import (
+    NB,
+    RELATIVE_ERROR,
+    Profile,
+    Sketch,
+    bucket_bounds,
+    buckets,
+    profile,
+)
+from bpfcap.analyze.report import Source
+from bpfcap.analyze.summary import summary
+from bpfcap.cli.main import main
+from bpfcap.formats.errors import TraceFormatError
+from bpfcap.formats.trace import open_trace
+from bpfcap.tests.builders import (
+    START_NS,
+    US,
+    VDA,
+    S,
+    bio_row,
+    header_only,
+    open_row,
+    runq_row,
+    syscall_row,
+    write_trace,
+)
+
+OPEN_LAT = [i * 1000 + 7 * i * i for i in range(1, 101)]  # 1.0 us .. 170 us, distinct
+
+
+def rows() -> list[dict]:
+    out = []
+    for i, lat in enumerate(OPEN_LAT):
+        ret = -2 if i % 10 == 0 else 3
+        out.append(
+            open_row(
+                ts_ns=START_NS + (i + 1) * S // 4, lat_ns=lat, ret=ret, path=f"/p/{i}", tgid=1000
+            )
+        )
+    out += [open_row(tgid=2000, comm="ls", lat_ns=50 * US, ts_ns=START_NS + 40 * S)] * 7
+    out += [syscall_row(nr=0, lat_ns=5 * US, comm="bash", tgid=3000)] * 34
+    out += [syscall_row(nr=0, lat_ns=9 * US, ret=-11, comm="bash", tgid=3000)] * 3
+    out += [syscall_row(nr=1, lat_ns=2 * US, ret=1, comm="bash", tgid=3000)] * 5
+    out += [bio_row(lat_ns=(k + 1) * 100 * US, bytes=4096 * (k + 1)) for k in range(20)]
+    out += [bio_row(lat_ns=3 * US, error=-5)]
+    out += [runq_row(lat_ns=5 * US, ts_ns=START_NS + k * S) for k in range(50)]
+    return out
+
+
+@pytest.fixture(scope="module")
+def trace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_trace(tmp_path_factory.mktemp("sum") / "t.parquet", rows(), disks=[[VDA, "vda"]])
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_:
+        main([*map(str, argv)])
+    out, err = capsys.readouterr()
+    return exit_.value.code, out, err
+
+
+def exact(values: list[int], q: float) -> int:
+    """The nearest-rank q-quantile."""
+    v = sorted(values)
+    return v[max(1, int(np.ceil(q * len(v)))) - 1]
+
+
+def test_buckets_hold_their_values_within_the_error() -> None:
+    rng = np.random.default_rng(1)
+    v = np.concatenate(
+        [np.arange(0, 300), rng.integers(0, 1 << 42, 100_000), [(1 << 42) - 1, 1 << 41]]
+    ).astype(np.uint64)
+    b = buckets(v)
+    assert b.min() >= 0 and b.max() < NB
+    assert (b[:128] == np.arange(128)).all()  # exact below 128
+    bounds = np.array([bucket_bounds(int(x)) for x in b[:5000]])
+    vv = v[:5000].astype(np.int64)
+    # float32 may put a value within 2^-24 of its bucket's top in the next bucket.
+    slack = np.maximum(1, vv >> 23)
+    assert ((bounds[:, 0] - slack <= vv) & (vv <= bounds[:, 1] + slack)).all()
+    assert (bounds[:, 1] - bounds[:, 0] + 1 <= np.maximum(1, bounds[:, 0] // 64)).all()
+
+
+def test_sketch_percentiles_within_the_documented_error() -> None:
+    rng = np.random.default_rng(2)
+    values = rng.lognormal(10, 2, 20_000).astype(np.int64) + 1
+    s = Sketch(len(values), int(values.sum()), int(values.min()), int(values.max()))
+    s.counts += np.bincount(buckets(values.astype(np.uint64)), minlength=NB)
+    for q in (0.5, 0.9, 0.99):
+        want = exact(values.tolist(), q)
+        assert abs(s.quantile(q) - want) <= RELATIVE_ERROR * want + 1, q
+    assert s.percentiles()["max"] == values.max()
+    assert Sketch().quantile(0.5) is None
+
+
+def test_profile_counts_exactly(trace: Path) -> None:
+    p = profile(Source(open_trace(trace)))
+    assert {k: kp.rows for k, kp in p.kinds.items() if kp.rows} == {
+        "open": 107,
+        "syscall": 42,
+        "bio": 21,
+        "runq": 50,
+    }
+    o = p.kinds["open"]
+    assert o.failures == {"ENOENT": 10}
+    assert o.latency.count == 107 and o.latency.max == max(OPEN_LAT)
+    assert o.latency.min == min(OPEN_LAT)
+    lat = OPEN_LAT + [50 * US] * 7
+    for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+        want = exact(lat, q)
+        assert abs(o.latency.percentiles()[name] - want) <= RELATIVE_ERROR * want, name
+    assert o.keys["comm"]["ls"].count == 7 and o.keys["comm"]["ls"].max == 50 * US
+    sc = p.kinds["syscall"]
+    assert {k: s.count for k, s in sc.keys["syscall"].items()} == {"read": 37, "write": 5}
+    assert sc.failures_by == {"read EAGAIN": 3}
+    assert p.kinds["bio"].failures == {"EIO": 1}
+    assert p.kinds["bio"].keys["disk"]["vda"].count == 21
+    assert p.processes[0] == (1000, "cat", 150)  # 100 opens, 50 runq waits
+    assert (3000, "bash", 42) in p.processes
+    # Slowest rows come with their details, read back from their row groups.
+    assert [r["path"] for r in p.slowest["open"]] == ["/p/99", "/p/98", "/p/97", "/p/96", "/p/95"]
+    assert p.slowest["open"][0]["lat_ns"] == OPEN_LAT[99]
+    assert [r["bytes"] for r in p.slowest["bio"]][:2] == [20 * 4096, 19 * 4096]
+    assert p.slowest["bio"][0]["disk"] == "vda"
+    assert sum(p.log2_usecs["runq"]) == 50 and p.log2_usecs["runq"][3] == 50  # 4-7 us
+
+
+def test_profile_json_round_trip(trace: Path) -> None:
+    p = profile(Source(open_trace(trace)))
+    d = json.loads(json.dumps(p.to_dict()))
+    assert Profile.from_dict(d).to_dict() == p.to_dict()
+    with pytest.raises(TraceFormatError):
+        Profile.from_dict({"profile_version": 99})
+
+
+def test_one_worker_and_many_agree(trace: Path) -> None:
+    src = Source(open_trace(trace))
+    assert profile(src, workers=1).to_dict() == profile(src, workers=4).to_dict()
+
+
+def test_window(trace: Path) -> None:
+    # Opens complete at (i + 1)/4 s + lat: from 30 s on, i >= 119 - none; the 7 by ls
+    # (40 s) and runq waits at 30..49 s are in.
+    p = profile(Source(open_trace(trace), since="30s"))
+    assert p.kinds["open"].rows == 7
+    assert p.kinds["runq"].rows == 20
+    assert p.duration_s == pytest.approx(30, abs=1e-6)
+    assert p.windowed
+
+
+def test_summary_data(trace: Path) -> None:
+    s = summary(profile(Source(open_trace(trace))), top=2)
+    types = {t["type"]: t for t in s["types"]}
+    assert types["open"]["events"] == 107 and types["open"]["failed"] == 10
+    assert types["open"]["per_s"] == pytest.approx(107 / 60, abs=1e-3)
+    assert types["open"]["max_ns"] == max(OPEN_LAT)
+    assert s["processes"]["top"][0] == {
+        "pid": 1000,
+        "comm": "cat",
+        "events": 150,
+        "share": pytest.approx(150 / 220),
+    }
+    assert s["processes"]["more"] == 2  # of bash, supervise, ls
+    assert s["failures"]["top"][0] == {
+        "type": "open",
+        "errno": "ENOENT",
+        "syscall": None,
+        "count": 10,
+    }
+    assert s["syscalls"]["top"][0]["syscall"] == "read" and s["syscalls"]["top"][0]["failed"] == 3
+    assert len(s["slowest_opens"]) == 2
+
+
+def test_cli_markdown_and_json(trace: Path, capsys) -> None:
+    rc, out, err = run(capsys, "summary", trace)
+    assert rc == 0 and err == ""
+    assert out.startswith(f"### bpfcap summary of `{trace}`")
+    assert "| open | 107 | 1.8 | 0 | 10 |" in out
+    assert "| 1000 | cat | 150 | 68.2% |" in out
+    assert "`/p/99`" in out
+    rc, out, _ = run(capsys, "summary", trace, "--format", "json", "--top", "1")
+    s = json.loads(out)
+    assert rc == 0 and len(s["processes"]["top"]) == 1 and s["events"] == 220
+
+
+def test_a_screenful_whatever_the_trace(tmp_path: Path, capsys) -> None:
+    many = [
+        syscall_row(nr=i % 400, comm=f"c{i}", tgid=10 + i, ret=-(1 + i % 120), lat_ns=i + 1)
+        for i in range(3000)
+    ]
+    many += [open_row(comm=f"o{i}", lat_ns=i, ret=-(1 + i % 50)) for i in range(500)]
+    many += [bio_row(dev=(i << 20), lat_ns=i, error=-(1 + i % 30)) for i in range(300)]
+    t = write_trace(tmp_path / "many.parquet", many)
+    rc, out, _ = run(capsys, "summary", t)
+    lines = out.splitlines()
+    assert rc == 0 and len(lines) <= 60, len(lines)
+    # (pid, comm): 3000 syscall callers, 500 comms of pid 1000, supervise; 5 shown.
+    assert "| *and 3,496 more* |" in out
+    assert out.count("more*") >= 3
+
+
+def test_empty_traces(tmp_path: Path, capsys) -> None:
+    d = header_only(tmp_path / "t.parquet.partial")
+    rc, out, err = run(capsys, "summary", d)
+    assert rc == 0, err
+    assert "**0 events**" in out and "did not stop cleanly" in out
+    rc, out, _ = run(capsys, "summary", d, "--format", "json")
+    s = json.loads(out)
+    assert s["events"] == 0 and s["complete"] is False and s["slowest_opens"] == []
+
+
+def test_bad_input(tmp_path: Path, capsys) -> None:
+    rc, _, err = run(capsys, "summary", tmp_path / "nope.parquet")
+    assert rc == 1 and err.startswith("error: ") and "no such file" in err
+    (tmp_path / "x.parquet").write_bytes(b"not parquet")
+    rc, _, err = run(capsys, "summary", tmp_path / "x.parquet")
+    assert rc == 1 and err.startswith("error: ")
+    rc, _, err = run(capsys, "summary", tmp_path / "x.parquet", "--top", "0")
+    assert rc == 2
+
+
+def test_window_syntax_errors_are_usage_errors(trace: Path, capsys) -> None:
+    rc, _, err = run(capsys, "summary", trace, "--since", "yesterday")
+    assert rc == 2 and err.startswith("error: ")
+
+
+def test_bio_rows_on_unnamed_disks(tmp_path: Path) -> None:
+    t = write_trace(tmp_path / "d.parquet", [bio_row(dev=(8 << 20) | 16), bio_row(dev=VDA)])
+    p = profile(Source(open_trace(t)))
+    assert set(p.kinds["bio"].keys["disk"]) == {"8:16", "254:0"}

@@ -81,6 +81,11 @@ def rewrite(
     out = Path(out)
     if out.is_dir():
         raise OutputError(f"{out} is a directory", "name the file to write")
+    if out.exists() and not out.is_file():
+        raise OutputError(f"{out} is not a regular file", "name the file to write")
+    for i in inputs:
+        if out.exists() and any(out.samefile(f) for f in i.trace.files):
+            raise OutputError(f"{out} is an input", "write to another file")
     refuse_existing(out, force)
     parent = out.parent if str(out.parent) else Path(".")
     try:

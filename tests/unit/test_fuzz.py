@@ -55,6 +55,12 @@ COMMANDS = [
     ["report", "tcpstates"],
     ["report", "count", "--by", "kind,comm"],
     ["report", "hist", "--field", "lat_ns", "--by", "kind"],
+    ["summary"],
+    ["summary", "--format", "json"],
+    ["diff", "@TRACE"],
+    ["slice", "-o", "@OUT", "--force", "--since", "1s", "-e", "open,exec"],
+    ["redact", "-o", "@OUT", "--force"],
+    ["share", "-o", "@OUT", "--force", "--where", "ret < 0"],
 ]
 ROWS = [
     open_row(),
@@ -101,6 +107,8 @@ def argv_for(path: Path, command: list[str]) -> list[str]:
 
 
 def check(path: Path, command: list[str]) -> None:
+    out = str(path.with_name("out.parquet"))
+    command = [{"@TRACE": str(path), "@OUT": out}.get(a, a) for a in command]
     rc, err = run_cli(
         [*command[:2], str(path), *command[2:]]
         if command[0] == "report"
@@ -117,6 +125,9 @@ def test_the_untouched_file_reads(good, tmp_path) -> None:
     p = tmp_path / "t.parquet"
     p.write_bytes(good)
     for command in COMMANDS:
+        command = [
+            {"@TRACE": str(p), "@OUT": str(tmp_path / "out.parquet")}.get(a, a) for a in command
+        ]
         check(p, command)
         assert (
             run_cli(

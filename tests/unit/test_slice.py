@@ -182,6 +182,10 @@ def test_errors(trace, tmp_path):
     slice_trace(trace, out, since="10s")
     with pytest.raises(OutputError, match="already exists"):
         slice_trace(trace, out, since="10s")
+    with pytest.raises(OutputError, match="is an input"):
+        slice_trace(trace, trace.path, since="10s", force=True)
+    with pytest.raises(OutputError, match="not a regular file"):
+        slice_trace(trace, Path("/dev/null"), since="10s", force=True)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
     r = bpfcap("slice", str(trace.path), "-o", str(out), "-p", "abc", "--force")
     assert r.returncode != 0 and r.stderr.startswith("error: -p abc: not a process id")

@@ -16,6 +16,7 @@ from bpfcap import __version__
 from .doctor import doctor
 from .export import export
 from .info import info
+from .merge import merge
 from .record import record
 from .report import report
 from .share import redact, share, slice_
@@ -47,6 +48,7 @@ cli.add_command(record)
 cli.add_command(report)
 cli.add_command(info)
 cli.add_command(export)
+cli.add_command(merge)
 cli.add_command(doctor)
 cli.add_command(slice_)
 cli.add_command(redact)

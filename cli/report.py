@@ -44,9 +44,10 @@ class _Reports(click.Group):
 def report(ctx: click.Context) -> None:
     """Rebuild a BCC tool's output from a trace, offline (no root, no BCC needed).
 
-    Every report takes --since/--until (a time window), --format (text, json, csv) and
-    --strict. Text to the terminal has control characters escaped as \\xNN, so that no
-    recorded name, path or argument can drive it; CSV cells cannot start a formula.
+    Every report takes --since/--until (a time window), --format (text, json, csv),
+    --strict, and for a trace of several hosts (bpfcap merge) --by-host or --host NAME.
+    Text to the terminal has control characters escaped as \\xNN, so that no recorded
+    name, path or argument can drive it; CSV cells cannot start a formula.
     --raw prints the bytes as recorded."""
     from bpfcap.cli.render import escaping_stdout
 
@@ -75,6 +76,13 @@ def command(rep: Any) -> click.Command:
         click.Option(["--since"], metavar="TIME", help="Only events from TIME on: " + TIME_HELP),
         click.Option(["--until"], metavar="TIME", help="Only events before TIME (same forms)."),
         click.Option(
+            ["--by-host"],
+            is_flag=True,
+            help="Report each host of a multi-host trace (bpfcap merge) apart, after a "
+            "`== host NAME ==` line (json, csv: a host field). Without it, hosts are pooled.",
+        ),
+        click.Option(["--host"], metavar="NAME", help="Report only host NAME's events."),
+        click.Option(
             ["--format", "fmt"],
             type=click.Choice(["text", "json", "csv"]),
             default="text",
@@ -95,9 +103,22 @@ def command(rep: Any) -> click.Command:
         ),
     ]
 
-    def callback(trace: str | None, since, until, fmt: str, strict: bool, raw: bool, **values):
+    def callback(
+        trace: str | None, since, until, by_host, host, fmt: str, strict: bool, raw: bool, **values
+    ):
         values = {field_of[k]: v for k, v in values.items()}
-        run(rep, trace, values, since=since, until=until, fmt=fmt, strict=strict, raw=raw)
+        run(
+            rep,
+            trace,
+            values,
+            since=since,
+            until=until,
+            fmt=fmt,
+            strict=strict,
+            raw=raw,
+            by_host=by_host,
+            host=host,
+        )
 
     examples = "\n".join(
         f"  bpfcap report {line:<44} # {what}" if what else f"  bpfcap report {line}"
@@ -182,11 +203,15 @@ def run(
     fmt: str,
     strict: bool,
     raw: bool,
+    by_host: bool = False,
+    host: str | None = None,
 ) -> None:
-    """Run report `rep` on `trace` with option `values` and print its result."""
+    """Run report `rep` on `trace` with option `values` and print its result: once per
+    host with `by_host`, of host `host` only if given, else of every row."""
     from bpfcap.analyze.report import Source, losses
     from bpfcap.cli.render import EscapingWriter, render
-    from bpfcap.formats.errors import EventsLost
+    from bpfcap.formats.errors import EventsLost, UsageError
+    from bpfcap.formats.merge import host_names
     from bpfcap.formats.trace import open_trace
 
     writer = click.get_current_context().find_object(EscapingWriter)
@@ -195,26 +220,59 @@ def run(
     # Tuples given by commas may also be repeated: ("a,b", "c") reads as (a, b, c).
     values = {k: _flat(v) for k, v in values.items()}
     options = rep.make_options(**{k: v for k, v in values.items() if v is not None})
-    source = None
-    if trace is not None:
-        source = Source(open_trace(trace), since=since, until=until, progress=_progress(rep.name))
-    elif since is not None or until is not None:
-        from bpfcap.formats.errors import UsageError
-
-        raise UsageError("--since/--until need a TRACE")
-    result = rep.run(source, options)
-    render(result, fmt, sys.stdout.buffer, raw)
-    if source is None:
+    if trace is None:
+        if since is not None or until is not None or by_host or host is not None:
+            raise UsageError("--since/--until/--by-host/--host need a TRACE")
+        render(rep.run(None, options), fmt, sys.stdout.buffer, raw)
         return
-    lines, lost, skipped = losses(source, result)
-    for line in result.notes + lines:
-        click.echo(f"bpfcap: {line}", err=True)
+    if by_host and host is not None:
+        raise UsageError("--by-host and --host: choose one")
+    t = open_trace(trace)
+    names: list[str | None] = list(host_names(t.meta)) if by_host else [host]
+    lost = skipped = 0
+    for i, name in enumerate(names):
+        source = Source(t, since=since, until=until, progress=_progress(rep.name), host=name)
+        result = rep.run(source, options)
+        if not by_host:
+            render(result, fmt, sys.stdout.buffer, raw)
+        elif fmt == "text":
+            if i:
+                sys.stdout.buffer.write(b"\n")
+            sys.stdout.buffer.write(f"== host {name} ==\n".encode("utf-8", "surrogateescape"))
+            render(result, fmt, sys.stdout.buffer, raw)
+        else:
+            _render_host(result, str(name), fmt, header=i == 0, raw=raw)
+        lines, n, k = losses(source, result)
+        lost, skipped = lost + n, skipped + k
+        where = f"host {name}: " if by_host else ""
+        for line in result.notes + lines:
+            click.echo(f"bpfcap: {where}{line}", err=True)
     if strict and (lost or skipped):
         raise EventsLost(
-            f"{source.path}: {lost} events lost in the time reported"
+            f"{t.path}: {lost} events lost in the time reported"
             + (f", {skipped} probe runs skipped" if skipped else ""),
             "--strict",
         )
+
+
+def _render_host(result: Any, host: str, fmt: str, *, header: bool, raw: bool) -> None:
+    """A result as JSON Lines or CSV with a `host` field first (--by-host); one CSV
+    header for all hosts."""
+    import pyarrow as pa
+
+    from bpfcap.analyze.report import Rows, machine_table
+    from bpfcap.cli.render import write_csv, write_json
+
+    out = sys.stdout.buffer
+    tables = (machine_table(c, result) for c in result) if isinstance(result, Rows) else None
+    for table in tables if tables is not None else [result.to_arrow()]:
+        table = table.add_column(0, "host", pa.repeat(pa.scalar(host), table.num_rows))
+        if fmt == "json":
+            write_json(table, out)
+        else:
+            write_csv(table, out, header, raw)
+            header = False
+    out.flush()
 
 
 def _flat(v: Any) -> Any:

@@ -429,6 +429,51 @@ def _outside(g: _Group, kind: str, since_ns: int | None, until_ns: int | None) -
     )
 
 
+def row_group_hosts(trace: Trace) -> dict[tuple[Path, int], str] | None:
+    """The host of each row group of a multi-host trace (formats/merge.py), keyed by
+    (file, row group); None for a trace without a `host` column (one host: all its rows
+    are of the host its metadata names). Read from the column itself (one dictionary
+    value and a run of zeros per row group): the writer keeps no statistics for it. A
+    row group of several hosts or of none is refused: bpfcap writes none such."""
+    out: dict[tuple[Path, int], str] = {}
+    found = False
+    for f in trace.files:
+        with _reading(f):
+            if v2.HOST_FIELD.name not in pq.read_schema(f).names:
+                continue
+            found = True
+            pf = pq.ParquetFile(f, read_dictionary=[v2.HOST_FIELD.name])
+            try:
+                for i in range(pf.metadata.num_row_groups):
+                    if not pf.metadata.row_group(i).num_rows:
+                        continue
+                    col = pf.read_row_group(i, columns=[v2.HOST_FIELD.name]).column(0)
+                    names = _distinct(col)
+                    if len(names) != 1 or None in names:
+                        raise TraceFormatError(
+                            f"{f}: row group {i} is not of one host (bpfcap writes none such)"
+                        )
+                    out[(f, i)] = str(names.pop())
+            finally:
+                pf.close()
+    return out if found else None
+
+
+def _distinct(col: pa.ChunkedArray) -> set[Any]:
+    """The distinct values of a column (None for a null), without expanding a
+    dictionary column's values row by row."""
+    out: set[Any] = set()
+    for chunk in col.chunks:
+        if chunk.null_count:
+            out.add(None)
+        if pa.types.is_dictionary(chunk.type):
+            used = pc.unique(chunk.indices.drop_null())
+            out |= set(chunk.dictionary.take(used).to_pylist())
+        else:
+            out |= set(pc.unique(chunk.drop_null()).to_pylist())
+    return out
+
+
 def rows_by_kind(trace: Trace) -> dict[str, int]:
     """Rows per kind, from row-group statistics (data read only where they do not say)."""
     out: dict[str, int] = {}
@@ -600,6 +645,18 @@ _META_SHAPE = {
         )
     ),
     "command_line": lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v),
+    # A multi-host trace (formats/merge.py): each host's own metadata, of the same shapes.
+    "hosts": lambda v: (
+        isinstance(v, list)
+        and all(
+            isinstance(h, dict)
+            and isinstance(h.get("name"), str)
+            and _is_int(h.get("shift_ns"))
+            and "hosts" not in h
+            and _bad_meta(h) is None
+            for h in v
+        )
+    ),
 }
 
 

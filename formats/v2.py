@@ -44,6 +44,18 @@ TIME_FIELD = pa.field(
         "unit": "ns since the Unix epoch, UTC",
     },
 )
+# Only in a trace that `bpfcap merge` made of several hosts' traces (formats/merge.py);
+# absent from a recording, whose rows are all of the one host its metadata names.
+HOST_FIELD = pa.field(
+    "host",
+    pa.string(),
+    nullable=True,
+    metadata={
+        "doc": "The host the row was recorded on, as the metadata's hosts[].name names it "
+        "(a multi-host trace only: absent from a recording, whose rows are all of its "
+        "host); one host per row group, dictionary-encoded: it costs nothing per row"
+    },
+)
 KEY_COLUMN = "bpfcap.column."
 _PANDAS_INT = {
     pa.uint8(): "UInt8",
@@ -117,9 +129,13 @@ def kind_schema(t: EventType, raw: Iterable[str] | None = None) -> pa.Schema:
     return _with_metadata(fields)
 
 
-def file_schema(types: Iterable[EventType]) -> pa.Schema:
-    """The format-2 schema of a trace file holding `types`: every kind's columns."""
-    fields = {f.name: f for f in _common()}
+def file_schema(types: Iterable[EventType], hosts: bool = False) -> pa.Schema:
+    """The format-2 schema of a trace file holding `types`: every kind's columns; with
+    `hosts`, the `host` column of a multi-host trace after `kind`."""
+    common = _common()
+    if hosts:
+        common.insert(1, HOST_FIELD)
+    fields = {f.name: f for f in common}
     for t in types:
         for f in t.fields:
             if f.column:
@@ -253,8 +269,11 @@ def _addresses(addr: pa.Array, family: pa.Array) -> pa.Array:
 
 def encode(t: EventType, table: pa.Table, realtime_minus_monotonic_ns: int) -> pa.Table:
     """A table of kind `t` (the in-memory representation: `kind` and t's columns) in
-    format 2: `kind_schema(t)`'s columns, `_raw` ones only where needed."""
+    format 2: `kind_schema(t)`'s columns, `_raw` ones only where needed; and `host`
+    after `kind` where the table has one (a multi-host trace: formats/merge.py)."""
     cols: dict[str, pa.Array] = {"kind": table.column("kind")}
+    if HOST_FIELD.name in table.column_names:
+        cols[HOST_FIELD.name] = table.column(HOST_FIELD.name)
     for f in t.columns:
         arr = table.column(f.name)
         if is_text(f):
@@ -273,9 +292,10 @@ def encode(t: EventType, table: pa.Table, realtime_minus_monotonic_ns: int) -> p
     # Dictionary columns stay dictionaries: the Parquet writer writes them as they are
     # (the joined file's schema says string: that is what a dictionary is stored as).
     schema = kind_schema(t)
+    nullable = {f.name: f.nullable for f in (*schema, HOST_FIELD)}
     return pa.Table.from_arrays(
         list(cols.values()),
-        schema=pa.schema([pa.field(n, c.type, schema.field(n).nullable) for n, c in cols.items()]),
+        schema=pa.schema([pa.field(n, c.type, nullable[n]) for n, c in cols.items()]),
     )
 
 

@@ -33,6 +33,7 @@ from bpfcap.analyze.common import completion_ns
 from bpfcap.analyze.report import Source
 from bpfcap.formats.errors import UsageError
 from bpfcap.formats.events import BY_NAME
+from bpfcap.formats.meta import TraceMeta
 from bpfcap.formats.rewrite import Input, Written, file_digest, kinds_present, rewrite
 from bpfcap.formats.trace import Trace
 
@@ -213,8 +214,8 @@ def slice_trace(
                 t = keep(kind, t)
             return redactor.table(kind, t) if t.num_rows else t
 
-    def meta(rows: dict[str, int]) -> dict[str, Any]:
-        m = slice_meta(p, rows, digest, since=since, until=until) if sliced else trace.meta
+    def meta(written: Written) -> dict[str, Any]:
+        m = slice_meta(p, written, digest, since=since, until=until) if sliced else trace.meta
         return redactor.meta(m) if redactor is not None else m
 
     return rewrite(
@@ -223,57 +224,70 @@ def slice_trace(
         meta,
         force=force,
         progress=progress,
+        rename_host=redactor.hostname if redactor is not None else None,
     )
 
 
 def slice_meta(
-    p: Plan, rows: dict[str, int], digest: str | None, *, since: str | None, until: str | None
+    p: Plan, written: Any, digest: str | None, *, since: str | None, until: str | None
 ) -> dict[str, Any]:
     """The metadata of a slice: the source's, with its window, counters and snapshot
-    narrowed to what the slice holds, and the slice record."""
+    narrowed to what the slice holds (each host's too, in a multi-host trace), and the
+    slice record. `written`: rows per kind (Written.rows), per host (Written.by_host)."""
     src = p.source
-    meta = dict(src.trace.meta)
     # end_ns as the reports of the window place it (its last ns): a report of the slice
     # then says what the report of the window says, to the time it prints at the end.
-    start, end = src.start_ns, src.end_ns
-    meta["start_ns"], meta["end_ns"] = start, max(start, end or start)
+    start, end = src.start_ns, max(src.start_ns, src.end_ns)
+    meta = _narrowed(p, dict(src.trace.meta), written.rows, start, end)
+    if isinstance(meta.get("hosts"), list):
+        meta["hosts"] = [
+            _narrowed(p, dict(h), written.by_host.get(h.get("name"), {}), start, end)
+            for h in meta["hosts"]
+        ]
+    record: dict[str, Any] = {
+        "source_sha256": digest,
+        "window": {"since": since, "until": until, "start_ns": start, "end_ns": end},
+        "filters": p.filters.as_dict(),
+    }
+    if "slice" in meta:
+        record["of"] = meta["slice"]
+    meta["slice"] = record
+    return meta
+
+
+def _narrowed(
+    p: Plan, meta: dict[str, Any], rows: dict[str, int], start: int, end: int
+) -> dict[str, Any]:
+    """`meta` (a trace's, or one host's) narrowed to the slice: its window, the loss in
+    the segments overlapping it, the rows written, the kinds and processes kept."""
+    m = TraceMeta.from_dict(meta)
+    meta["start_ns"] = max(start, m.start_ns if m.start_ns is not None else start)
+    meta["end_ns"] = max(meta["start_ns"], min(end, m.end_ns if m.end_ns is not None else end))
+    recorded = [k for k in p.recorded if m.recorded is None or k in m.recorded]
     events = {}
-    for kind in dict.fromkeys([*p.recorded, *p.kinds]):
-        counts = src.meta.counts(kind)
+    for kind in dict.fromkeys([*recorded, *p.kinds]):
+        counts = m.counts(kind)
         timeline = counts.lost_timeline
         if timeline is None:
             lost, line = counts.lost, None
         else:
             line, before, lost = [], 0, 0
             for seg_from, seg_to, so_far in timeline:
-                if seg_from < meta["end_ns"] and seg_to >= start:
+                if seg_from < end and seg_to >= start:
                     lost += so_far - before
                     line.append([seg_from, seg_to, lost])
                 before = so_far
-        written = rows.get(kind, 0)
+        n = rows.get(kind, 0)
         events[kind] = {
-            "seen": None if p.filters.by_process else written + lost,
+            "seen": None if p.filters.by_process else n + lost,
             "lost": lost,
-            "written": written,
+            "written": n,
             **({"lost_timeline": line} if line is not None else {}),
         }
     meta["events"] = events
-    meta["settings"] = dict(meta.get("settings") or {}, events=list(p.recorded))
+    meta["settings"] = dict(meta.get("settings") or {}, events=recorded)
     if p.pids is not None:
         meta["processes"] = _with_ancestors(meta.get("processes", []), p.pids)
-    record: dict[str, Any] = {
-        "source_sha256": digest,
-        "window": {
-            "since": since,
-            "until": until,
-            "start_ns": start,
-            "end_ns": meta["end_ns"],
-        },
-        "filters": p.filters.as_dict(),
-    }
-    if "slice" in meta:
-        record["of"] = meta["slice"]
-    meta["slice"] = record
     return meta
 
 

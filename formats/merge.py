@@ -56,32 +56,25 @@ reads, kernel). A multi-host trace cannot itself be merged again (merge its sour
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import v2
 from .errors import IncompatibleTraceError, OutputError, TraceFormatError, UsageError
 from .events import BY_NAME, EVENT_TYPES
 from .parquet_concat import ParquetConcatError
 from .rewrite import Input, file_digest, kinds_present, rewrite
-from .trace import FORMAT_VERSION, KEY_VERSION, Trace, clock_offset, rows_by_kind
+from .trace import FORMAT_VERSION, Trace, clock_offset, rows_by_kind
 from .writer import (
-    ROW_GROUP_ROWS,
-    described,
     refuse_existing,
-    template_of,
     trace_footer,
     trace_template,
     write_joined,
-    write_kind,
 )
 
 # Two traces of one hostname are of one boot when their realtime - monotonic offsets
@@ -544,94 +537,39 @@ def _merge_hosts(
     force: bool,
     progress: Callable[[int, int], None] | None,
 ) -> MergeResult:
-    """Every row re-encoded with its host and its ts_ns shifted. (Not rewrite(): its
-    output has the recordings' schema, without `host`.)"""
+    """Every row re-encoded with its host and its ts_ns shifted onto the common timebase
+    (every row's `time` = its shifted ts_ns + the reference host's offset)."""
     meta, notes = multi_host_meta(hosts, digests)
-    refuse_existing(out, force)
-    schema = v2.file_schema(EVENT_TYPES, hosts=True)
-    parent = out.parent if str(out.parent) else Path(".")
-    try:
-        parts_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".parts", dir=parent))
-    except OSError as e:
-        raise OutputError(f"cannot create a file in {parent}: {e.strerror}") from e
-    todo = [
-        (h, t, kind, t.row_groups(kind))
+    inputs = [
+        Input(
+            t,
+            {kind: t.row_groups(kind) for kind in kinds_present(t)},
+            transform=functools.partial(_shift, h),
+            offset=hosts[0].offset,
+            host=h.name,
+        )
         for h in hosts
         for t in h.traces
-        for kind in kinds_present(t)
     ]
-    total, done, rows = sum(len(g) for *_, g in todo), 0, 0
-    parts: list[Path] = []
-    offset = hosts[0].offset  # every row's time = its shifted ts_ns + the reference's
-    try:
-        for h, t, kind, groups in todo:
-            names = [f.name for f in BY_NAME[kind].columns]
-            pending: list[pa.Table] = []
-            size = 0
-            for b in t.batches(kind, names, groups):
-                done = min(done + 1, total)
-                if progress is not None:
-                    progress(done, total)
-                if not b.num_rows:
-                    continue
-                pending.append(_on_host(b, kind, h))
-                size += b.num_rows
-                rows += b.num_rows
-                if size >= ROW_GROUP_ROWS:
-                    _flush(pending, offset, parts_dir, parts)
-                    pending, size = [], 0
-            if pending:
-                _flush(pending, offset, parts_dir, parts)
-        footer = {
-            KEY_VERSION: str(FORMAT_VERSION).encode(),
-            **described(meta, schema),
-        }
-        try:
-            size = write_joined(out, parts, footer, force=force, template=_hosts_template())
-        except OSError as e:
-            raise OutputError(f"cannot write {out}: {e.strerror or e}") from e
-    finally:
-        shutil.rmtree(parts_dir, ignore_errors=True)
+    written = rewrite(inputs, out, meta, force=force, progress=progress)
     return MergeResult(
-        rows, size, len(hosts), sum(len(h.traces) for h in hosts), "re-encoded", notes
+        sum(written.rows.values()),
+        written.size,
+        len(hosts),
+        sum(len(h.traces) for h in hosts),
+        "re-encoded",
+        notes,
     )
 
 
-_TEMPLATE: list[bytes] = []
-
-
-def _hosts_template() -> bytes:
-    """A file of the multi-host schema with no rows (made once)."""
-    if not _TEMPLATE:
-        _TEMPLATE.append(template_of(v2.file_schema(EVENT_TYPES, hosts=True)))
-    return _TEMPLATE[0]
-
-
-def _on_host(t: pa.Table, kind: str, h: _Host) -> pa.Table:
-    """Rows of host `h` (the in-memory representation) with `kind`, `host` and ts_ns
-    shifted onto the common timebase."""
-    if h.shift_ns:
-        i = t.column_names.index("ts_ns")
-        ts = pc.add_checked(t["ts_ns"], pa.scalar(h.shift_ns, pa.uint64()))
-        if pc.max(ts).as_py() >= _MAX_TIME:
-            raise UsageError(
-                "the hosts' clocks are too far apart to put on one timebase",
-                "are their clock mappings right? (bpfcap info)",
-            )
-        t = t.set_column(i, "ts_ns", ts)
-    n = t.num_rows
-    host = pa.DictionaryArray.from_arrays(
-        pa.array(np.zeros(n, np.int32)), pa.array([h.name], pa.string())
-    )
-    t = t.add_column(0, v2.HOST_FIELD.name, host)
-    return t.add_column(0, "kind", pa.repeat(pa.scalar(kind), n))
-
-
-def _flush(tables: list[pa.Table], offset: int, where: Path, parts: list[Path]) -> None:
-    t = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    path = where / f"{len(parts):08d}.parquet"
-    try:
-        write_kind(t, offset, path)
-    except OSError as e:
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from e
-    parts.append(path)
+def _shift(h: _Host, kind: str, t: pa.Table) -> pa.Table:
+    """Rows of host `h` with ts_ns shifted onto the common timebase."""
+    if not h.shift_ns:
+        return t
+    ts = pc.add_checked(t["ts_ns"], pa.scalar(h.shift_ns, pa.uint64()))
+    if pc.max(ts).as_py() >= _MAX_TIME:
+        raise UsageError(
+            "the hosts' clocks are too far apart to put on one timebase",
+            "are their clock mappings right? (bpfcap info)",
+        )
+    return t.set_column(t.column_names.index("ts_ns"), "ts_ns", ts)

@@ -576,8 +576,21 @@ class Redactor:
         Call it after every table: `redacted` counts what they replaced."""
         _refuse_redacted(meta)
         self._used = True
-        out: dict[str, Any] = {}
         dropped: list[str] = []
+        out = self._fields(meta, dropped, "")
+        counts = self.report()
+        out["redaction"] = {
+            "format": FORMAT,
+            "options": self.options.as_dict(),
+            "redacted": [c for c in CLASSES if counts[c]],
+            "dropped": dropped,
+        }
+        return out
+
+    def _fields(self, meta: dict, dropped: list[str], where: str) -> dict:
+        """The redacted keys of a metadata object (the trace's, or one host's of a
+        multi-host trace: `hosts`, whose names are host names)."""
+        out: dict[str, Any] = {}
         for key, value in meta.items():
             if key in SAFE_META_KEYS:
                 out[key] = copy.deepcopy(value)
@@ -593,15 +606,28 @@ class Redactor:
                 out[key] = value if _fixed_reason(value) else self._text()
             elif key == "slice" and isinstance(value, dict):
                 out[key] = self._slice(value, dropped)
+            elif key == "hosts" and not where and isinstance(value, list):
+                out[key] = [
+                    dict(
+                        self._fields(h, dropped, "hosts."),
+                        name=self.hostname(str(h.get("name", ""))),
+                        shift_ns=h.get("shift_ns", 0),
+                    )
+                    for h in value
+                    if isinstance(h, dict)
+                ]
+            elif key in ("name", "shift_ns") and where == "hosts.":
+                continue  # set by the caller
+            elif key == "merge" and isinstance(value, dict):
+                out[key] = {
+                    "sources": [
+                        {k: src[k] for k in ("sha256", "start_ns", "end_ns") if k in src}
+                        for src in value.get("sources") or []
+                        if isinstance(src, dict)
+                    ]
+                }
             else:
-                dropped.append(_key("", key))
-        counts = self.report()
-        out["redaction"] = {
-            "format": FORMAT,
-            "options": self.options.as_dict(),
-            "redacted": [c for c in CLASSES if counts[c]],
-            "dropped": dropped,
-        }
+                dropped.append(_key(where, key))
         return out
 
     def _host(self, host: dict, dropped: list[str]) -> dict:

@@ -18,15 +18,17 @@ import hashlib
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
+from . import v2
 from .errors import OutputError
 from .events import BY_NAME, EVENT_TYPES
-from .trace import FORMAT_VERSION, Trace, clock_offset
+from .trace import FORMAT_VERSION, Trace, clock_offset, row_group_hosts
 from .writer import (
     ROW_GROUP_ROWS,
     refuse_existing,
@@ -50,14 +52,19 @@ class Input:
     groups: dict[str, list] = field(default_factory=dict)
     transform: Transform | None = None
     offset: int | None = None
+    # The host of every row, written in a `host` column (a multi-host output: see
+    # formats/merge.py); None: the trace's own (a multi-host trace's rows keep theirs).
+    host: str | None = None
 
 
 @dataclass
 class Written:
-    """What a rewrite wrote: rows per kind, and the file's size."""
+    """What a rewrite wrote: rows per kind (and per host and kind, for a multi-host
+    output), and the file's size."""
 
     rows: dict[str, int]
-    size: int
+    size: int = 0
+    by_host: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def kinds_present(trace: Trace) -> list[str]:
@@ -68,16 +75,20 @@ def kinds_present(trace: Trace) -> list[str]:
 def rewrite(
     inputs: Iterable[Input],
     out: Path,
-    meta: dict[str, Any] | Callable[[dict[str, int]], dict[str, Any]],
+    meta: dict[str, Any] | Callable[[Written], dict[str, Any]],
     *,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    rename_host: Callable[[str], str] | None = None,
 ) -> Written:
     """Write the rows of `inputs` (in order: every kind of the first input, then of the
-    next) as one trace file `out` with `meta` in its footer (or meta(rows per kind), the
-    metadata made once every row has been seen). `progress(done, total)` is called per
-    row group read."""
-    inputs = list(inputs)
+    next) as one trace file `out` with `meta` in its footer (or meta(Written), the
+    metadata made once every row has been seen: Written.size is 0 there).
+    `progress(done, total)` is called per row group read. The file is a multi-host
+    trace when an input has a host (or is one); `rename_host` maps the host names
+    written (a redaction)."""
+    inputs = [part for i in inputs for part in _by_host(i)]
+    hosts = any(i.host is not None for i in inputs)
     out = Path(out)
     if out.is_dir():
         raise OutputError(f"{out} is a directory", "name the file to write")
@@ -94,7 +105,8 @@ def rewrite(
         raise OutputError(f"cannot create a file in {parent}: {e.strerror}") from e
     total = sum(len(g) for i in inputs for g in i.groups.values())
     done = 0
-    rows: dict[str, int] = {}
+    written = Written({})
+    rows = written.rows
     parts: list[Path] = []
     try:
         for inp in inputs:
@@ -114,6 +126,11 @@ def rewrite(
                         t = inp.transform(kind, t)
                     if not t.num_rows:
                         continue
+                    if inp.host is not None:
+                        name = rename_host(inp.host) if rename_host else inp.host
+                        t = _with_host(t, name)
+                        mine = written.by_host.setdefault(inp.host, {})
+                        mine[kind] = mine.get(kind, 0) + t.num_rows
                     pending.append(t)
                     size += t.num_rows
                     rows[kind] = rows.get(kind, 0) + t.num_rows
@@ -124,15 +141,44 @@ def rewrite(
                     _flush(kind, pending, offset, parts_dir, parts)
         # The file is format 2 whatever the inputs were (format 1 is read, never written).
         footer = trace_footer(
-            dict(meta(rows) if callable(meta) else meta, format_version=FORMAT_VERSION)
+            dict(meta(written) if callable(meta) else meta, format_version=FORMAT_VERSION), hosts
         )
         try:
-            size = write_joined(out, parts, footer, force=force, template=trace_template())
+            size = write_joined(out, parts, footer, force=force, template=trace_template(hosts))
         except OSError as e:
             raise _output_error(out, e) from e
     finally:
         shutil.rmtree(parts_dir, ignore_errors=True)
-    return Written(rows, size)
+    written.size = size
+    return written
+
+
+def _by_host(inp: Input) -> list[Input]:
+    """`inp`, or for a multi-host trace one input per host (its row groups, in order)."""
+    if inp.host is not None:
+        return [inp]
+    of = row_group_hosts(inp.trace)
+    if of is None:
+        return [inp]
+    names = list(dict.fromkeys(of[(g[0], g[1])] for gs in inp.groups.values() for g in gs))
+    return [
+        replace(
+            inp,
+            groups={k: [g for g in gs if of[(g[0], g[1])] == name] for k, gs in inp.groups.items()},
+            host=name,
+        )
+        for name in names
+    ]
+
+
+def _with_host(t: pa.Table, name: str) -> pa.Table:
+    """`t` with a `host` column: `name` on every row (a dictionary of one value)."""
+    if v2.HOST_FIELD.name in t.column_names:
+        t = t.drop_columns([v2.HOST_FIELD.name])
+    host = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(t.num_rows, np.int32)), pa.array([name], pa.string())
+    )
+    return t.append_column(v2.HOST_FIELD.name, host)
 
 
 def _flush(kind: str, tables: list[pa.Table], offset: int, where: Path, parts: list[Path]) -> None:

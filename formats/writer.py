@@ -77,10 +77,16 @@ def template_of(schema: pa.Schema) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-@functools.lru_cache(maxsize=1)
-def trace_template() -> bytes:
-    """A file of FILE_SCHEMA with no rows: the schema every written trace file gets."""
-    return template_of(FILE_SCHEMA)
+@functools.lru_cache(maxsize=2)
+def trace_template(hosts: bool = False) -> bytes:
+    """A file of FILE_SCHEMA with no rows: the schema every written trace file gets (with
+    `hosts`, that of a multi-host trace: formats/merge.py)."""
+    return template_of(file_schema(hosts))
+
+
+def file_schema(hosts: bool = False) -> pa.Schema:
+    """FILE_SCHEMA, or with `hosts` the multi-host schema (a `host` column)."""
+    return v2.file_schema(EVENT_TYPES, hosts=True) if hosts else FILE_SCHEMA
 
 
 def described(meta: dict[str, Any], schema: pa.Schema) -> dict[bytes, bytes]:
@@ -92,8 +98,9 @@ def described(meta: dict[str, Any], schema: pa.Schema) -> dict[bytes, bytes]:
     }
 
 
-def trace_footer(meta: dict[str, Any]) -> dict[bytes, bytes]:
-    return {KEY_VERSION: str(FORMAT_VERSION).encode(), **described(meta, FILE_SCHEMA)}
+def trace_footer(meta: dict[str, Any], hosts: bool = False) -> dict[bytes, bytes]:
+    """The footer of a trace file: format version, metadata, column docs."""
+    return {KEY_VERSION: str(FORMAT_VERSION).encode(), **described(meta, file_schema(hosts))}
 
 
 def refuse_existing(path: Path, force: bool) -> None:

@@ -287,3 +287,15 @@ def header_only(directory: Path) -> Path:
     header = {k: v for k, v in meta(clean_stop=False, events={}).items() if k != "end_ns"}
     SegmentDir(directory, header=dict(header, settings={"events": list(BY_NAME)})).finish()
     return directory
+
+
+def as_host(src: Path, out: Path, hostname: str) -> Path:
+    """A copy of the trace `src` whose metadata names another host (for merges of
+    several hosts from the shipped samples, which are all of one)."""
+    from bpfcap.formats.rewrite import Input, kinds_present, rewrite
+    from bpfcap.formats.trace import open_trace
+
+    t = open_trace(src)
+    meta = dict(t.meta, host=dict(t.meta["host"], hostname=hostname))
+    rewrite([Input(t, {k: t.row_groups(k) for k in kinds_present(t)})], out, meta)
+    return out

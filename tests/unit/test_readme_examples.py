@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bpfcap.formats.rewrite import Input, kinds_present, rewrite
-from bpfcap.formats.trace import open_trace
+from bpfcap.tests.builders import as_host
 
 ROOT = Path(__file__).parents[2]
 SAMPLES = ROOT / "sample-traces"
@@ -26,12 +25,6 @@ def examples() -> list[str]:
     assert blocks, "README has no examples block"
     lines = [ln.split("  #")[0].strip() for b in blocks for ln in b.splitlines()]
     return [ln for ln in lines if ln.startswith("bpfcap ")]
-
-
-def as_host(src: Path, out: Path, hostname: str) -> None:
-    t = open_trace(src)
-    meta = dict(t.meta, host=dict(t.meta["host"], hostname=hostname))
-    rewrite([Input(t, {k: t.row_groups(k) for k in kinds_present(t)})], out, meta)
 
 
 @pytest.fixture(scope="module")

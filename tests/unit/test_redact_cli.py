@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bpfcap.analyze import registry
+from bpfcap.tests.builders import as_host
 
 SAMPLES = sorted((Path(__file__).parents[2] / "sample-traces").glob("*.parquet"))
 ARGS = {"count": ("--by", "comm,kind"), "hist": ("--field", "lat_ns")}
@@ -91,3 +92,47 @@ def test_share_slices_redacts_and_summarises(tmp_path):
     again = bpfcap("redact", out, "-o", tmp_path / "twice.parquet")
     assert again.returncode != 0 and again.stderr.startswith("error: ")
     assert "already redacted" in again.stderr
+
+
+def test_a_multi_host_trace_sliced_and_redacted_keeps_its_hosts(tmp_path):
+    """merge of two hosts, then share: every host's report is that host's own report of
+    the window, figure for figure, under its pseudonym; no host name is left."""
+    web1 = as_host(SAMPLES_BY_NAME["v2-kernel.parquet"], tmp_path / "web1.parquet", "web1")
+    web2 = as_host(SAMPLES_BY_NAME["v2-structs.parquet"], tmp_path / "web2.parquet", "web2")
+    fleet, out = tmp_path / "fleet.parquet", tmp_path / "bug.parquet"
+    assert bpfcap("merge", web1, web2, "-o", fleet).returncode == 0
+    r = bpfcap("share", fleet, "-o", out, "--since", "10%")
+    assert r.returncode == 0, r.stderr
+    meta = json.loads(pq.read_metadata(out).metadata[b"bpfcap.meta"])
+    names = [h["name"] for h in meta["hosts"]]
+    assert len(names) == 2 and not {"web1", "web2"} & set(names)
+    assert b"web1" not in pq.read_metadata(out).metadata[b"bpfcap.meta"]
+    assert set(pq.read_table(out, columns=["host"])["host"].to_pylist()) == set(names)
+    for report in ("opensnoop", "biolatency", "count"):
+        for name, src in zip(names, (web1, web2)):
+            mine = bpfcap(
+                "report", report, out, "--host", name, *ARGS.get(report, ()), "--format", "json"
+            )
+            assert mine.returncode == 0, mine.stderr
+            whole = bpfcap("report", report, fleet, "--host", _host_of(src), "--since", "10%",
+                           *ARGS.get(report, ()), "--format", "json")  # fmt: skip
+            assert whole.returncode == 0, whole.stderr
+            assert _numbers(mine.stdout) == _numbers(whole.stdout)
+
+
+SAMPLES_BY_NAME = {p.name: p for p in SAMPLES}
+
+
+def _host_of(src: Path) -> str:
+    return json.loads(pq.read_metadata(src).metadata[b"bpfcap.meta"])["host"]["hostname"]
+
+
+def _numbers(stdout: str) -> list:
+    return sorted(
+        tuple(
+            (k, v)
+            for k, v in sorted(json.loads(line).items())
+            if isinstance(v, int | float) and not isinstance(v, bool) and k != "uid"
+        )
+        for line in stdout.splitlines()
+    )

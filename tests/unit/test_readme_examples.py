@@ -39,7 +39,7 @@ def workdir(tmp_path_factory) -> Path:
 
 def test_the_block_has_every_command():
     commands = {ln.split()[1] for ln in examples()}
-    assert {"summary", "slice", "redact", "share", "diff"} <= commands
+    assert {"summary", "slice", "redact", "share", "diff", "merge"} <= commands
 
 
 @pytest.mark.parametrize("command", examples())

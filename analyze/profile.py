@@ -20,13 +20,14 @@ The slowest rows are found from the latency column alone; their details (path, d
 bytes...) are read afterwards from only the row groups that hold them (a path column
 read whole costs more than everything else together).
 
-`Profile.to_dict()` / `Profile.from_dict()` round-trip through JSON, so that `diff`
-compares saved profiles as well as traces and tests can snapshot them.
+`Profile.to_dict()` / `Profile.from_dict()` round-trip through JSON, so that a library
+user can keep a profile and compare it (analyze.diff) later, and tests snapshot them.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bpfcap.formats.errors import TraceFormatError
+from bpfcap.formats.v2 import RAW
 
 if TYPE_CHECKING:
     from bpfcap.analyze.report import Source
@@ -308,7 +310,7 @@ class Profile:
         if not isinstance(d, dict) or d.get("profile_version") != PROFILE_VERSION:
             raise TraceFormatError(
                 "not a bpfcap profile (or of another version)",
-                "give a trace, or JSON written by `bpfcap summary --format json --profile`",
+                "give the dict that Profile.to_dict() returned, of this bpfcap version",
             )
         try:
             return cls(
@@ -350,26 +352,22 @@ def profile(source: Source, *, slowest: int = SLOWEST_ROWS, workers: int | None 
     trace, meta = source.trace, source.meta
     workers = workers or min(4, os.cpu_count() or 1)
     have = {t.name: {c.name for c in t.columns} for t in EVENT_TYPES}
-    groups = {t.name: _groups(source, t.name) for t in EVENT_TYPES}
-    sizes = _group_sizes({g[0] for gs in groups.values() for g in gs})
+    groups, sizes = _all_groups(source, [t.name for t in EVENT_TYPES])
 
     tasks = []
     for kind, gs in groups.items():
         if not gs:
             continue
         mixed = any(g[2] for g in gs)
-        # Big types are split into `workers` runs of row groups, each read by its own
-        # reader (a reader opens each file: a few splits, not one per row group).
+        # Big types are split into `workers` runs of row groups, each gathered into its
+        # own partial (the split, and so the order partials merge in, does not depend on
+        # which thread runs which run).
         n = workers if len(gs) >= 4 * workers else 1
         step = -(-len(gs) // n)
         for at in range(0, len(gs), step):
             tasks.append(_Task(kind, gs[at : at + step], have[kind], mixed, source, slowest))
     tasks.sort(key=lambda t: -len(t.groups))
-    if len(tasks) > 1 and workers > 1:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bpfcap-profile") as p:
-            parts = list(p.map(lambda t: t.run(sizes), tasks))
-    else:
-        parts = [t.run(sizes) for t in tasks]
+    parts = _run(tasks, workers, sizes)
     total = _Partial.merged(parts, slowest)
 
     recorded = [t.name for t in EVENT_TYPES if source.recorded(t.name)]
@@ -434,10 +432,24 @@ def profile(source: Source, *, slowest: int = SLOWEST_ROWS, workers: int | None 
     return out
 
 
-def _groups(source: Source, kind: str) -> list[tuple[Path, int, bool]]:
-    if source.windowed:
-        return source.trace.row_groups(kind, since_ns=source.since_ns, until_ns=source.until_ns)
-    return source.trace.row_groups(kind)
+def _all_groups(
+    source: Source, kinds: list[str]
+) -> tuple[dict[str, list[tuple[Path, int, bool]]], dict[tuple[Path, int], int]]:
+    """The row groups of each kind (Source.row_groups) and the rows of each row group.
+    Without a window or a host, from one read of each footer (Trace.row_groups reads them
+    all once per kind: a footer of a big file takes tens of ms to parse)."""
+    from bpfcap.formats.trace import row_group_kinds
+
+    if not source.windowed and source.host is None:
+        out: dict[str, list[tuple[Path, int, bool]]] = {k: [] for k in kinds}
+        sizes = {}
+        for g in row_group_kinds(source.trace.files):
+            sizes[(g.file, g.index)] = g.rows
+            for k in kinds if g.kind is None else (g.kind,) if g.kind in out else ():
+                out[k].append((g.file, g.index, g.kind is None))
+        return out, sizes
+    groups = {k: source.row_groups(k) for k in kinds}
+    return groups, _group_sizes({g[0] for gs in groups.values() for g in gs})
 
 
 def _group_sizes(files: set[Path]) -> dict[tuple[Path, int], int]:
@@ -513,11 +525,21 @@ class _Keyed:
         return out
 
 
+_MIDS: list[np.ndarray] = []
+
+
+def _mids() -> np.ndarray:
+    """The midpoint of each bucket (a value it stands for in sums)."""
+    if not _MIDS:
+        _MIDS.append(np.array([sum(bucket_bounds(b)) // 2 for b in range(NB)], np.int64))
+    return _MIDS[0]
+
+
 def _sketch_of(counts: np.ndarray, maximum: int) -> Sketch:
     """A per-key sketch: exact count and max; the sum and min from the buckets' bounds
     (not kept per key: `total` is a midpoint estimate, `min` is None)."""
     nz = np.flatnonzero(counts)
-    mids = np.array([sum(bucket_bounds(int(b))) // 2 for b in nz], np.int64)
+    mids = _mids()[nz]
     total = int((mids * counts[nz]).sum()) if len(nz) else 0
     return Sketch(int(counts.sum()), total, None, maximum if counts.any() else None, counts.copy())
 
@@ -537,9 +559,6 @@ class _Partial:
     # the rows could not be placed in their row groups (`details`).
     slowest: dict[str, list[tuple]] = field(default_factory=dict)
     log2: dict[str, np.ndarray] = field(default_factory=dict)
-    # tgid -> process number (-1: not seen), and the tgid of each number.
-    pid_table: np.ndarray = field(default_factory=lambda: np.full(1 << 16, -1, np.int64))
-    pids: list[int] = field(default_factory=list)
 
     def keyed(self, kind: str, col: str, name: Any) -> dict[str, Sketch]:
         k = self.keys.get((kind, col))
@@ -595,9 +614,174 @@ def _slowest_order(c: tuple) -> tuple:
     return (-lat, str(group[0]), group[1], row)
 
 
+def _run(tasks: list[_Task], workers: int, sizes: dict[tuple[Path, int], int]) -> list[_Partial]:
+    """Each task's partial, in task order: tasks taken in turn by `workers` threads, each
+    with its own _Reader (its open file, its table of process ids)."""
+    if len(tasks) <= 1 or workers <= 1:
+        reader = _Reader()
+        try:
+            return [t.run(sizes, reader) for t in tasks]
+        finally:
+            reader.close()
+    parts: list[_Partial | None] = [None] * len(tasks)
+    todo = iter(range(len(tasks)))
+    lock = threading.Lock()
+    failed = threading.Event()
+
+    def work() -> None:
+        reader = _Reader()
+        try:
+            while not failed.is_set():
+                with lock:
+                    i = next(todo, None)
+                if i is None:
+                    return
+                parts[i] = tasks[i].run(sizes, reader)
+        except BaseException:
+            failed.set()
+            raise
+        finally:
+            reader.close()
+
+    n = min(workers, len(tasks))
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="bpfcap-profile") as pool:
+        for f in [pool.submit(work) for _ in range(n)]:
+            f.result()
+    return [p for p in parts if p is not None]
+
+
+# Process ids above this are hashed instead of looked up in a table (pid_max is 2^22).
+_PID_TABLE = 1 << 23
+
+
+class _Reader:
+    """One thread's reading of format-2 row groups: straight from pyarrow (one open file
+    at a time, comm as dictionary indices, numbers in their stored types: no copy into
+    the in-memory representation), with the checks Trace.batches makes; and its table of
+    process ids (tgid -> process number), kept across row groups and tasks."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        self.file: Any = None
+        self.ok: dict[tuple[Path, tuple[str, ...]], bool] = {}
+        self.pid_table = np.full(1 << 16, -1, np.int32)
+        self.pids: list[int] = []
+        self.tgids = np.zeros(0, np.int64)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        self.path = self.file = None
+
+    def read(self, f: Path, i: int, columns: list[str]) -> pa.Table | None:
+        """Row group i of format-2 file f, `columns` as stored (comm a dictionary); None
+        where Trace.batches must read it: a column missing or of another type (it says
+        which, in one line), a non-UTF-8 comm (its exact bytes are in comm_raw), a comm
+        longer than a reader takes, comm in several chunks."""
+        import pyarrow.parquet as pq
+
+        from bpfcap.formats.trace import MAX_VALUE_BYTES, reading
+
+        if self.path != f:
+            self.close()
+            with reading(f):
+                self.file = pq.ParquetFile(f, read_dictionary=["comm", _COMM_RAW])
+            self.path = f
+        pf = self.file
+        key = (f, tuple(columns))
+        ok = self.ok.get(key)
+        if ok is None:
+            schema = pf.schema_arrow
+            ok = self.ok[key] = _stored_as_expected(schema, columns)
+            self.ok[(f, (_COMM_RAW,))] = _COMM_RAW in schema.names
+        if not ok:
+            return None
+        raw = self.ok[(f, (_COMM_RAW,))]
+        with reading(f):
+            t = pf.read_row_group(
+                i, columns=[*columns, _COMM_RAW] if raw else columns, use_threads=False
+            )
+        if raw:
+            if t[_COMM_RAW].null_count != t.num_rows:
+                return None
+            t = t.drop_columns([_COMM_RAW])
+        comm = t["comm"]
+        if comm.num_chunks != 1:
+            return None
+        d = comm.chunk(0).dictionary
+        if len(d) and pc.max(pc.binary_length(d)).as_py() > MAX_VALUE_BYTES:
+            return None
+        return t
+
+    def processes(
+        self, part: _Partial, tgid: np.ndarray, code: np.ndarray, ids: np.ndarray
+    ) -> np.ndarray | None:
+        """Count events per (comm, tgid) into `part`: tgids numbered through a table
+        indexed by tgid (cheaper than hashing every row), then one bincount over (process
+        number, comm code). Returns which comm codes have rows (None if not known)."""
+        k = len(ids)
+        top = int(tgid.max())
+        if top >= _PID_TABLE or int(tgid.min()) < 0:  # not a pid: hashed
+            tgids, pnum = np.unique(tgid, return_inverse=True)
+            pnum = pnum.reshape(-1)
+        else:
+            if len(self.pid_table) <= top:
+                grown = np.full(max(top + 1, 2 * len(self.pid_table)), -1, np.int32)
+                grown[: len(self.pid_table)] = self.pid_table
+                self.pid_table = grown
+            pnum = np.take(self.pid_table, tgid)
+            if pnum.min() < 0:  # tgids not seen before: numbered in ascending order
+                new = np.flatnonzero(np.bincount(tgid[pnum < 0]))
+                self.pid_table[new] = np.arange(len(self.pids), len(self.pids) + len(new))
+                self.pids.extend(new.tolist())
+                self.tgids = np.asarray(self.pids, np.int64)
+                pnum = np.take(self.pid_table, tgid)
+            tgids = self.tgids
+        present = None
+        if len(tgids) * k <= (1 << 22):  # a dense table of (process, comm) cells
+            cells = np.multiply(pnum, k, dtype=np.int64)
+            cells += code
+            counts = np.bincount(cells, minlength=len(tgids) * k)
+            present = counts.reshape(len(tgids), k).any(axis=0)
+            nz = np.flatnonzero(counts)
+            counts = counts[nz]
+        else:
+            nz, counts = np.unique(pnum.astype(np.int64) * k + code, return_counts=True)
+        into = part.processes
+        for p_, c_, n_ in zip(tgids[nz // k].tolist(), ids[nz % k].tolist(), counts.tolist()):
+            into[(c_, p_)] = into.get((c_, p_), 0) + n_
+        return present
+
+
+_COMM_RAW = "comm" + RAW  # the exact bytes of a comm that is not UTF-8
+
+
+def _stored_as_expected(schema: pa.Schema, columns: list[str]) -> bool:
+    """Every column is in a format-2 file's schema with its format-2 type (comm, and its
+    raw bytes, as dictionaries): what Trace.batches checks before it reads."""
+    from bpfcap.formats import v2
+    from bpfcap.formats.trace import FIELDS
+
+    names = set(schema.names)
+    want = {c: v2.file_type(FIELDS[c]) for c in columns}
+    if _COMM_RAW in names:
+        want[_COMM_RAW] = FIELDS["comm"].arrow_type()
+    for c, t in want.items():
+        if c not in names:
+            return False
+        have = schema.field(c).type
+        if c in ("comm", _COMM_RAW):
+            if not pa.types.is_dictionary(have):
+                return False
+            have = have.value_type
+        if have != t:
+            return False
+    return True
+
+
 @dataclass
 class _Task:
-    """A run of row groups of one type, read by one reader."""
+    """A run of row groups of one type, gathered into one partial."""
 
     kind: str
     groups: list[tuple[Path, int, bool]]
@@ -619,29 +803,54 @@ class _Task:
             cols += [c for c in SLOWEST[self.kind] if c not in cols]
         return cols
 
-    def run(self, sizes: dict[tuple[Path, int], int]) -> _Partial:
-        part = _Partial()
-        comm_ids: dict[bytes, int] = {}
-        trace = self.source.trace
+    def run(self, sizes: dict[tuple[Path, int], int], reader: _Reader) -> _Partial:
+        """Row groups of format-2 files are read by `reader`; the others (format 1, mixed
+        kinds, a non-UTF-8 comm...) by Trace.batches, in runs. Either way each row group
+        is gathered whole, in order."""
+        from bpfcap.formats.trace import FORMAT_VERSION
+
+        gather = _Gather(self, reader)
+        cols = self.columns()
+        versions = self.source.trace.versions
+        slow: list[tuple[Path, int, bool]] = []
+        for g in self.groups:
+            t = None
+            if not self.mixed and versions.get(g[0], FORMAT_VERSION) >= 2:
+                t = reader.read(g[0], g[1], cols)
+            if t is None:
+                slow.append(g)
+                continue
+            if slow:
+                self._batches(gather, slow, sizes)
+                slow = []
+            gather.table(t, g)
+        if slow:
+            self._batches(gather, slow, sizes)
+        return gather.finish()
+
+    def _batches(
+        self,
+        gather: _Gather,
+        groups: list[tuple[Path, int, bool]],
+        sizes: dict[tuple[Path, int], int],
+    ) -> None:
         # Chunks come in group order, a group in one or more chunks: a group's rows are
         # placed by counting them against its size (from the footer).
         at_group, in_group = 0, 0
         # comm_raw (exact bytes of a non-UTF-8 comm, almost always all null) is kept a
         # dictionary too: expanding it costs more than the rest of the row group.
-        dictionary = ("comm", "comm_raw")
-        for chunk in trace.batches(
-            self.kind, self.columns(), self.groups, as_dictionary=dictionary
+        dictionary = ("comm", _COMM_RAW)
+        for chunk in self.source.trace.batches(
+            self.kind, self.columns(), groups, as_dictionary=dictionary
         ):
             n = chunk.num_rows
-            group = self.groups[min(at_group, len(self.groups) - 1)]
+            group = groups[min(at_group, len(groups) - 1)]
             offset = in_group
             in_group += n
             if not self.mixed and in_group >= sizes.get((group[0], group[1]), 0):
                 at_group, in_group = at_group + 1, 0
             if n:
-                _add_chunk(part, self, chunk, comm_ids, group, offset)
-        part.names = [_text(b) for b in comm_ids]
-        return part
+                gather.chunk(chunk, group, offset)
 
 
 def _text(b: bytes) -> str:
@@ -664,95 +873,362 @@ def _codes(col: pa.ChunkedArray, comm_ids: dict[bytes, int]) -> tuple[np.ndarray
     arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     if not pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_encode()
-    values = arr.dictionary.to_pylist()
-    ids = np.array([comm_ids.setdefault(v or b"", len(comm_ids)) for v in values] or [0], np.int64)
+    d = arr.dictionary
+    if pa.types.is_string(d.type):  # format 2 as stored: UTF-8 (else it has comm_raw)
+        d = d.cast(pa.binary())
+    ids = np.array([comm_ids.setdefault(v or b"", len(comm_ids)) for v in d.to_pylist()] or [0])
     codes = arr.indices
     if codes.null_count:
         empty = comm_ids.setdefault(b"", len(comm_ids))
         ids = np.append(ids, empty)
         codes = pc.fill_null(codes, len(ids) - 1)
-    return codes.to_numpy(zero_copy_only=False).astype(np.int64, copy=False), ids
+    return codes.to_numpy(zero_copy_only=False).astype(np.int64), ids.astype(np.int64)
 
 
-def _add_chunk(
-    part: _Partial,
-    task: _Task,
-    chunk: pa.Table,
-    comm_ids: dict[bytes, int],
-    group: tuple[Path, int, bool],
-    offset: int,
-) -> None:
-    """Add one chunk of rows (of `task.kind`, starting at row `offset` of `group`)."""
-    from bpfcap.analyze.common import completion_ns
+# Cells kept before they are counted: one bincount over several row groups (a
+# histogram of many keys is big, a row group's rows few).
+_CELLS = 1 << 20
 
-    kind = task.kind
-    position = None
-    if task.source.windowed:
-        end = np.asarray(completion_ns(chunk))
-        keep = np.ones(len(end), bool)
-        if task.source.since_ns is not None:
-            keep &= end >= task.source.since_ns
-        if task.source.until_ns is not None:
-            keep &= end < task.source.until_ns
-        if not keep.all():
-            position = np.flatnonzero(keep)
-            chunk = chunk.filter(pa.array(keep))
-            if not chunk.num_rows:
+
+class _KeyCells:
+    """Per-key histograms of one type and key column while they are gathered: keys get
+    rows in the order _Keyed.add gives them (at most MAX_KEYS; row 0 pools the rest as
+    OTHER), each row's histogram (one flat array of rows x NB cells) and exact max."""
+
+    def __init__(self) -> None:
+        self.row: dict[int, int] = {}
+        self.cells = np.zeros(8 * NB, np.int64)
+        self.max = np.zeros(8, np.int64)
+        self.pooled = False
+        self.lut = np.full(0, -1, np.int64)  # small integer key -> row (-1: not seen)
+        self.buffer = np.empty(0, np.int64)  # (row, bucket) cells not counted yet
+        self.filled = 0
+
+    def rows(self, keys: list[int]) -> list[int]:
+        """The row of each key, new keys given one in the order listed (0: pooled)."""
+        out = []
+        for k in keys:
+            r = self.row.get(k)
+            if r is None:
+                if len(self.row) >= MAX_KEYS:
+                    self.pooled = True
+                    out.append(0)
+                    continue
+                r = self.row[k] = len(self.row) + 1
+                if r >= len(self.max):
+                    self.flush()
+                    self.cells = np.concatenate([self.cells, np.zeros_like(self.cells)])
+                    self.max = np.concatenate([self.max, np.zeros_like(self.max)])
+            out.append(r)
+        return out
+
+    def value_rows(self, v: np.ndarray) -> np.ndarray:
+        """The row of each integer key (nr, dev), new keys given one in ascending order
+        (as _compact orders them)."""
+        if len(v) and (v.dtype.kind == "u" or int(v.min()) >= 0) and int(v.max()) < (1 << 16):
+            top = int(v.max())
+            if len(self.lut) <= top:
+                grown = np.full(max(top + 1, 64), -1, np.int64)
+                grown[: len(self.lut)] = self.lut
+                self.lut = grown
+            r = np.take(self.lut, v)
+            if r.min() < 0:
+                new = np.flatnonzero(np.bincount(v[r < 0]))
+                self.lut[new] = self.rows(new.tolist())
+                r = np.take(self.lut, v)
+            return r
+        enc = pa.array(v).dictionary_encode()  # a hash: cheaper than np.unique's sort
+        keys = enc.dictionary.to_numpy(zero_copy_only=False)
+        order = np.argsort(keys, kind="stable")
+        rows = np.empty(len(keys), np.int64)
+        rows[order] = self.rows(keys[order].tolist())
+        return np.take(rows, enc.indices.to_numpy(zero_copy_only=False).astype(np.int64))
+
+    def add(self, r: np.ndarray, b: np.ndarray, lat: np.ndarray) -> None:
+        """Latencies `lat` (buckets `b`) of keys in rows `r` (int64)."""
+        # Only rows above the lowest max so far can raise one; where many are, only
+        # those above their own key's max (ufunc.at holds the GIL: kept to few rows).
+        used = self.max[: len(self.row) + 1] if self.pooled else self.max[1 : len(self.row) + 1]
+        above = np.flatnonzero(lat > (int(used.min()) if len(used) else -1))
+        if len(above) > len(lat) // 8:
+            if len(above) < len(lat):
+                ra, la = r[above], lat[above]
+            else:
+                ra, la = r, lat
+            higher = np.flatnonzero(la > np.take(self.max, ra))
+            ra, la = ra[higher], la[higher]
+        else:
+            ra, la = r[above], lat[above]
+        if len(ra):
+            np.maximum.at(self.max, ra, la)
+        n = len(r)
+        if self.filled + n > len(self.buffer):
+            self.flush()
+            if n > len(self.buffer):
+                self.buffer = np.empty(max(n, min(_CELLS, 4 * n)), np.int64)
+        cells = self.buffer[self.filled : self.filled + n]
+        np.multiply(r, NB, out=cells)
+        cells += b
+        self.filled += n
+
+    def flush(self) -> None:
+        """Count the cells kept (bincount: unlike ufunc.at, it lets other threads run)."""
+        if self.filled:
+            self.cells += np.bincount(self.buffer[: self.filled], minlength=len(self.cells))
+            self.filled = 0
+
+    @property
+    def counts(self) -> np.ndarray:
+        return self.cells.reshape(len(self.max), NB)
+
+    def keyed(self) -> _Keyed:
+        self.flush()
+        out = _Keyed()
+        n = len(self.row) + 1
+        counts = self.counts
+        out.row = {k: r - 1 for k, r in self.row.items()}
+        out.counts = counts[1:n]
+        out.max = self.max[1:n]
+        if counts[0].any():
+            out.other.merge(_sketch_of(counts[0], int(self.max[0])))
+        return out
+
+
+def _log2_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Per sketch bucket: the BCC log2 slot (of microseconds) of its lowest value, and
+    whether its values (with float32's rounding into it from below) may fall in another
+    slot (then each of its rows' slots is worked out from the row itself)."""
+
+    def slot(ns: int) -> int:
+        return max((ns // 1000).bit_length(), 1)
+
+    low = np.empty(NB, np.int64)
+    mixed = np.zeros(NB, bool)
+    for b in range(NB):
+        lo, hi = bucket_bounds(b)
+        low[b] = slot(lo)
+        mixed[b] = slot(max(lo - (lo >> 22) - 1, 0)) != slot(hi + (hi >> 22) + 1)
+    mixed[NB - 1] = True  # it holds every value from 2^42 on
+    return low, mixed
+
+
+_LOG2: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _log2_slots(lat: np.ndarray) -> np.ndarray:
+    """BCC's slot of each latency: bit_length(us), 0 and 1 both in slot 1."""
+    return np.maximum(np.frexp((lat // 1000).astype(np.float64))[1], 1)
+
+
+def _buckets_of(lat: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """buckets(lat) of int64 latencies from lo to hi, in fewer passes."""
+    b = lat.astype(np.float32).view(np.int32)
+    b >>= 23 - _SUB_BITS
+    b -= (127 + _SUB_BITS - 1) << _SUB_BITS
+    if lo < SUB:
+        small = lat < SUB
+        b[small] = lat[small]
+    if hi >= (1 << 41):
+        np.minimum(b, NB - 1, out=b)
+    return b
+
+
+class _Gather:
+    """What one task gathers, row group by row group, into its _Partial."""
+
+    def __init__(self, task: _Task, reader: _Reader) -> None:
+        self.task = task
+        self.kind = task.kind
+        self.reader = reader
+        self.part = _Partial()
+        self.comm_ids: dict[bytes, int] = {}
+        self.keys: dict[str, _KeyCells] = {}
+        self.log2 = np.zeros(LOG2_SLOTS, np.int64) if self.kind in LOG2_KINDS else None
+        self.lat_rows = 0
+
+    def table(self, t: pa.Table, group: tuple[Path, int, bool]) -> None:
+        """A row group read by _Reader (format 2, as stored)."""
+        position = None
+        if self.task.source.windowed:
+            cols = {}
+            for c in ("ts_ns", "lat_ns"):
+                if c in t.column_names:
+                    a = t[c].chunk(0) if t[c].num_chunks == 1 else t[c].combine_chunks()
+                    cols[c] = pa.Array.from_buffers(
+                        pa.uint64(), len(a), a.buffers(), a.null_count, a.offset
+                    )
+            t, position = self._window(t, pa.table(cols))
+            if t is None:
                 return
-    n = chunk.num_rows
-    part.rows[kind] = part.rows.get(kind, 0) + n
-    code, ids = _codes(chunk["comm"], comm_ids)
-    _count_processes(part, _np(chunk["tgid"]), code, ids)
+        self._rows(t, group, 0, position, None)
 
-    err_col = ERROR_COLUMN.get(kind)
-    if err_col in chunk.column_names:
-        err = _np(chunk[err_col])
-        failed = err < 0
-        if failed.any():
-            errno = np.minimum(-err[failed].astype(np.int64), 1 << 20)
-            _count_into(part.failures.setdefault(kind, {}), *_compact(errno))
-            if kind == "syscall":
-                nr = _np(chunk["nr"])[failed].astype(np.int64)
-                ncode, nrs = _compact(nr)
-                ecode, errnos = _compact(errno)
-                pairs = np.bincount(ncode * len(errnos) + ecode)
-                by2 = part.failures_by.setdefault(kind, {})
-                for i in np.flatnonzero(pairs).tolist():
-                    key = (int(nrs[i // len(errnos)]), int(errnos[i % len(errnos)]))
-                    by2[key] = by2.get(key, 0) + int(pairs[i])
+    def chunk(self, chunk: pa.Table, group: tuple[Path, int, bool], offset: int) -> None:
+        """Rows read by Trace.batches (the in-memory representation)."""
+        position = None
+        if self.task.source.windowed:
+            chunk, position = self._window(chunk, chunk)
+            if chunk is None:
+                return
+        self._rows(chunk, group, offset, position, chunk if self.task.mixed else None)
 
-    if "lat_ns" not in chunk.column_names:
-        return
-    lat_col = chunk["lat_ns"]
-    lat = _np(lat_col).view(np.int64) if lat_col.type == pa.uint64() else _np(lat_col)
-    # A latency above 2^62 (or a huge u64 read as negative) is no real one: capped, as
-    # reports cap it (analyze/common.MAX_NS).
-    lat = np.clip(lat, 0, (1 << 62) - 1) if lat.min() < 0 else lat
-    valid = None
-    if lat_col.null_count:
-        valid = _np(pc.is_valid(lat_col)).astype(bool)
-        lat, code = lat[valid], code[valid]
-    b = buckets(lat)
-    sk = part.latency.setdefault(kind, Sketch())
-    if len(lat):
+    def _window(self, t: pa.Table, times: pa.Table) -> tuple[pa.Table | None, np.ndarray | None]:
+        from bpfcap.analyze.common import completion_ns
+
+        source = self.task.source
+        end = np.asarray(completion_ns(times))
+        keep = np.ones(len(end), bool)
+        if source.since_ns is not None:
+            keep &= end >= source.since_ns
+        if source.until_ns is not None:
+            keep &= end < source.until_ns
+        if keep.all():
+            return t, None
+        t = t.filter(pa.array(keep))
+        return (t if t.num_rows else None), np.flatnonzero(keep)
+
+    def _rows(
+        self,
+        chunk: pa.Table,
+        group: tuple[Path, int, bool],
+        offset: int,
+        position: np.ndarray | None,
+        details: pa.Table | None,
+    ) -> None:
+        part, kind = self.part, self.kind
+        part.rows[kind] = part.rows.get(kind, 0) + chunk.num_rows
+        code, ids = _codes(chunk["comm"], self.comm_ids)
+        present = self.reader.processes(part, _np(chunk["tgid"]), code, ids)
+        names = chunk.column_names
+
+        extra = None
+        if kind in EXTRA_KEYS:
+            extra = _np(chunk[EXTRA_KEYS[kind][1]])
+        err_col = ERROR_COLUMN.get(kind)
+        if err_col in names and chunk[err_col].null_count < chunk.num_rows:
+            err = _np(chunk[err_col])
+            if int(err.min()) < 0:
+                self._failures(err, extra)
+
+        if "lat_ns" not in names:
+            return
+        lat_col = chunk["lat_ns"]
+        lat = _np(lat_col)
+        if lat.dtype != np.int64:
+            lat = lat.view(np.int64)
+        valid = None
+        if lat_col.null_count:
+            valid = _np(pc.is_valid(lat_col)).astype(bool)
+            lat, code = lat[valid], code[valid]
+            extra = extra[valid] if extra is not None else None
+            present = None
+        sk = part.latency.setdefault(kind, Sketch())
+        if not len(lat):
+            return
+        lo, hi = int(lat.min()), int(lat.max())
+        if lo < 0:
+            # A latency above 2^62 (or a huge u64 read as negative) is no real one:
+            # capped, as reports cap it (analyze/common.MAX_NS).
+            lat = np.clip(lat, 0, (1 << 62) - 1)
+            lo, hi = int(lat.min()), int(lat.max())
+        b = _buckets_of(lat, lo, hi)
         sk.count += len(lat)
         sk.total += int(lat.sum(dtype=np.int64))
-        sk.min = _opt(min, sk.min, int(lat.min()))
-        sk.max = _opt(max, sk.max, int(lat.max()))
-        _add_keyed(part, kind, "comm", code, ids, b, lat, sk)
-        if kind in EXTRA_KEYS:
-            col, raw = EXTRA_KEYS[kind]
-            v = _np(chunk[raw]).astype(np.int64)
-            v = v[valid] if valid is not None else v
-            _add_keyed(part, kind, col, *_compact(v), b, lat, None)
-        if kind in LOG2_KINDS:
-            us = (lat // 1000).astype(np.float64)
-            # BCC's slot: bit_length(us), 0 and 1 both in slot 1 (aggregate.log2_slots).
-            slots = np.maximum(np.frexp(us)[1], 1)
-            h = np.bincount(slots, minlength=LOG2_SLOTS)[:LOG2_SLOTS]
-            part.log2[kind] = part.log2.get(kind, 0) + h
+        sk.min = _opt(min, sk.min, lo)
+        sk.max = _opt(max, sk.max, hi)
+        self.lat_rows += len(lat)
+
+        # comm: keys get rows as _add_keyed gave them (entries with rows, in dictionary
+        # order; ordered by id where two entries share one).
+        if present is None:
+            present = np.bincount(code, minlength=len(ids)) > 0
+        cells = self.keys.get("comm") or self.keys.setdefault("comm", _KeyCells())
+        used = ids[present]
+        if len(np.unique(used)) < len(used):
+            used = np.unique(used)
+        cells.rows(used.tolist())
+        entry_rows = np.array([cells.row.get(i, 0) for i in ids.tolist()], np.int64)
+        cells.add(np.take(entry_rows, code), b, lat)
+        if extra is not None:
+            col = EXTRA_KEYS[kind][0]
+            cells = self.keys.get(col) or self.keys.setdefault(col, _KeyCells())
+            cells.add(cells.value_rows(extra), b, lat)
+        if self.log2 is not None:
+            self._log2(lat, b)
         if kind in SLOWEST:
-            _add_slowest(part, task, chunk, lat, valid, position, group, offset)
+            self._slowest(lat, hi, valid, position, group, offset, details)
+
+    def _failures(self, err: np.ndarray, extra: np.ndarray | None) -> None:
+        part, kind = self.part, self.kind
+        failed = err < 0
+        errno = np.minimum(-err[failed].astype(np.int64), 1 << 20)
+        _count_into(part.failures.setdefault(kind, {}), *_compact(errno))
+        if kind == "syscall" and extra is not None:
+            nr = extra[failed].astype(np.int64)
+            ncode, nrs = _compact(nr)
+            ecode, errnos = _compact(errno)
+            pairs = np.bincount(ncode * len(errnos) + ecode)
+            by2 = part.failures_by.setdefault(kind, {})
+            for i in np.flatnonzero(pairs).tolist():
+                key = (int(nrs[i // len(errnos)]), int(errnos[i % len(errnos)]))
+                by2[key] = by2.get(key, 0) + int(pairs[i])
+
+    def _log2(self, lat: np.ndarray, b: np.ndarray) -> None:
+        """The rows whose bucket does not tell their log2 slot: the others are counted
+        from the histogram at the end (finish())."""
+        global _LOG2
+        if _LOG2 is None:
+            _LOG2 = _log2_tables()
+        low, mixed = _LOG2
+        at = np.flatnonzero(mixed[b])
+        if len(at):
+            exact = np.bincount(_log2_slots(lat[at]), minlength=LOG2_SLOTS)[:LOG2_SLOTS]
+            self.log2 += exact
+            self.log2 -= np.bincount(low[b[at]], minlength=LOG2_SLOTS)[:LOG2_SLOTS]
+
+    def _slowest(
+        self,
+        lat: np.ndarray,
+        hi: int,
+        valid: np.ndarray | None,
+        position: np.ndarray | None,
+        group: tuple[Path, int, bool],
+        offset: int,
+        details: pa.Table | None,
+    ) -> None:
+        """Keep the rows that may be among the task.slowest slowest of the task."""
+        keep = self.task.slowest
+        if keep <= 0:
+            return
+        have = self.part.slowest.setdefault(self.kind, [])
+        floor = have[-1][0] if len(have) >= keep else -1
+        if hi <= floor:
+            return
+        idx = np.flatnonzero(lat > floor)
+        if len(idx) > keep:
+            idx = idx[np.argpartition(lat[idx], -keep)[-keep:]]
+        rows = np.flatnonzero(valid)[idx] if valid is not None else idx
+        at = position[rows] if position is not None else rows
+        for i, r, p in zip(idx.tolist(), rows.tolist(), at.tolist()):
+            d = None
+            if details is not None:
+                d = {c: details[c][r].as_py() for c in ("tgid", "comm", *SLOWEST[self.kind])}
+            have.append((int(lat[i]), group, offset + p, d))
+        have.sort(key=_slowest_order)
+        del have[keep:]
+
+    def finish(self) -> _Partial:
+        part, kind = self.part, self.kind
+        for col, cells in self.keys.items():
+            part.keys[(kind, col)] = cells.keyed()
+            if col == "comm":
+                counts = cells.counts.sum(axis=0)
+                part.latency[kind].counts += counts
+                if self.log2 is not None and self.lat_rows:
+                    low, _ = _LOG2 or _log2_tables()
+                    h = np.bincount(low, weights=counts, minlength=LOG2_SLOTS)[:LOG2_SLOTS]
+                    part.log2[kind] = h.astype(np.int64) + self.log2
+        part.names = [_text(b) for b in self.comm_ids]
+        return part
 
 
 def _count_into(into: dict[int, int], code: np.ndarray, keys: np.ndarray) -> None:
@@ -760,41 +1236,6 @@ def _count_into(into: dict[int, int], code: np.ndarray, keys: np.ndarray) -> Non
     for k, n in zip(keys.tolist(), np.bincount(code, minlength=len(keys)).tolist()):
         if n:
             into[k] = into.get(k, 0) + n
-
-
-# Process ids above this are hashed instead of looked up in a table (pid_max is 2^22).
-_PID_TABLE = 1 << 23
-
-
-def _count_processes(part: _Partial, tgid: np.ndarray, code: np.ndarray, ids: np.ndarray) -> None:
-    """Events per (comm, tgid): tgids numbered through a table indexed by tgid (cheaper
-    than hashing every row), then one bincount over (process number, comm code)."""
-    top = int(tgid.max())
-    if top >= _PID_TABLE:
-        keys, inverse = np.unique(tgid, return_inverse=True)
-        pnum, tgids = inverse.reshape(-1), keys
-    else:
-        table = part.pid_table
-        if len(table) <= top:
-            grown = np.full(max(top + 1, 2 * len(table)), -1, np.int64)
-            grown[: len(table)] = table
-            table = part.pid_table = grown
-        pnum = table[tgid]
-        if pnum.min() < 0:
-            new = np.flatnonzero(np.bincount(tgid[pnum < 0]))
-            table[new] = np.arange(len(part.pids), len(part.pids) + len(new))
-            part.pids.extend(new.tolist())
-            pnum = table[tgid]
-        tgids = np.asarray(part.pids)
-    k = len(ids)
-    if len(tgids) * k <= (1 << 22):
-        cells = np.bincount(pnum * k + code, minlength=len(tgids) * k)
-        nz = np.flatnonzero(cells)
-        counts = cells[nz]
-    else:
-        nz, counts = np.unique(pnum * k + code, return_counts=True)
-    for p_, c_, n_ in zip(tgids[nz // k].tolist(), ids[nz % k].tolist(), counts.tolist()):
-        part.processes[(c_, p_)] = part.processes.get((c_, p_), 0) + n_
 
 
 def _compact(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -807,79 +1248,6 @@ def _compact(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return lut[v - lo], present + lo
     keys, code = np.unique(v, return_inverse=True)
     return code.reshape(-1), keys
-
-
-def _add_keyed(
-    part: _Partial,
-    kind: str,
-    col: str,
-    code: np.ndarray,
-    ids: np.ndarray,
-    b: np.ndarray,
-    lat: np.ndarray,
-    total: Sketch | None,
-) -> None:
-    """Per-key histograms: one bincount over (code, bucket); the type's own histogram is
-    their sum (`total`, if given)."""
-    k = len(ids)
-    if k * NB <= (1 << 22):
-        h = np.bincount(code * NB + b, minlength=k * NB).reshape(k, NB)
-    else:  # many keys in one chunk: only the cells with rows
-        cells, counts = np.unique(code * NB + b, return_counts=True)
-        used, row = np.unique(cells // NB, return_inverse=True)
-        h = np.zeros((len(used), NB), np.int64)
-        h[row.reshape(-1), cells % NB] = counts
-        code_of = np.full(k, -1, np.int64)
-        code_of[used] = np.arange(len(used))
-        ids, code, k = ids[used], code_of[code], len(used)
-    maxes = np.zeros(k, np.int64)
-    np.maximum.at(maxes, code, lat)
-    used_rows = np.flatnonzero(h.any(axis=1))
-    keyed = part.keys.setdefault((kind, col), _Keyed())
-    # Dictionary entries of one name (a reader's ids are per name) are summed first.
-    uid, inv = np.unique(ids[used_rows], return_inverse=True)
-    if len(uid) < len(used_rows):
-        hh = np.zeros((len(uid), NB), np.int64)
-        np.add.at(hh, inv, h[used_rows])
-        mm = np.zeros(len(uid), np.int64)
-        np.maximum.at(mm, inv, maxes[used_rows])
-        keyed.add(uid, hh, mm)
-    else:
-        keyed.add(ids[used_rows], h[used_rows], maxes[used_rows])
-    if total is not None:
-        total.counts += h.sum(axis=0)
-
-
-def _add_slowest(
-    part: _Partial,
-    task: _Task,
-    chunk: pa.Table,
-    lat: np.ndarray,
-    valid: np.ndarray | None,
-    position: np.ndarray | None,
-    group: tuple[Path, int, bool],
-    offset: int,
-) -> None:
-    """Keep this chunk's rows that may be among the task.slowest slowest of the reader."""
-    keep = task.slowest
-    if keep <= 0:
-        return
-    have = part.slowest.setdefault(task.kind, [])
-    floor = have[-1][0] if len(have) >= keep else -1
-    if int(lat.max()) <= floor:
-        return
-    idx = np.flatnonzero(lat > floor)
-    if len(idx) > keep:
-        idx = idx[np.argpartition(lat[idx], -keep)[-keep:]]
-    rows = np.flatnonzero(valid)[idx] if valid is not None else idx
-    at = position[rows] if position is not None else rows
-    for i, r, p in zip(idx.tolist(), rows.tolist(), at.tolist()):
-        details = None
-        if task.mixed:
-            details = {c: chunk[c][r].as_py() for c in ("tgid", "comm", *SLOWEST[task.kind])}
-        have.append((int(lat[i]), group, offset + p, details))
-    have.sort(key=_slowest_order)
-    del have[keep:]
 
 
 def _details(

@@ -140,7 +140,7 @@ class Trace:
         window = since_ns is not None or until_ns is not None
         return [
             (g.file, g.index, g.kind is None)
-            for g in _row_group_kinds(self.files, times=window)
+            for g in row_group_kinds(self.files, times=window)
             if g.kind in (None, kind) and not (window and _outside(g, kind, since_ns, until_ns))
         ]
 
@@ -150,7 +150,7 @@ class Trace:
         completes after the second. None when there are no such rows, or when some group's
         statistics cannot say."""
         lo = hi = None
-        for g in _row_group_kinds(self.files, times=True):
+        for g in row_group_kinds(self.files, times=True):
             if kind is not None and g.kind not in (None, kind):
                 continue
             first, last = _bounds(g, kind)
@@ -201,10 +201,10 @@ class Trace:
                         or pa.types.is_binary(schema.field(c).type)
                     )
                 ]
-                with _reading(f):
+                with reading(f):
                     opened[f] = (pq.ParquetFile(f, read_dictionary=text), stored)
             pf, stored = opened[f]
-            with _reading(f):
+            with reading(f):
                 t = pf.read_row_group(i, columns=["kind", *stored] if mixed else stored)
             if mixed:
                 kinds = t["kind"]
@@ -221,7 +221,7 @@ class Trace:
             new = self.versions.get(f, FORMAT_VERSION) >= 2
             for t in _slices(compact, as_dictionary):
                 if new:  # format 2's columns as the in-memory representation
-                    with _reading(f):
+                    with reading(f):
                         out = t.select([])  # keeps the row count when no column is asked
                         for c in here:
                             raw = t[c + v2.RAW] if c + v2.RAW in stored else None
@@ -257,7 +257,7 @@ class Trace:
         to be read as null; and each file's schema."""
         absent, schemas = {}, {}
         for f in self.files:
-            with _reading(f):
+            with reading(f):
                 schema = schemas[f] = pq.read_schema(f)
             new = self.versions.get(f, FORMAT_VERSION) >= 2
             absent[f] = (
@@ -348,13 +348,13 @@ class _Group(NamedTuple):
 _NO_LAT = frozenset(t.name for t in EVENT_TYPES if "lat_ns" not in {f.name for f in t.columns})
 
 
-def _row_group_kinds(files: list[Path], times: bool = False) -> Iterator[_Group]:
+def row_group_kinds(files: list[Path], times: bool = False) -> Iterator[_Group]:
     """Every non-empty row group, from statistics alone; with `times`, their ts_ns and
     lat_ns bounds too (else None). One footer read at a time, each file closed before the
     next. (Not pyarrow.dataset's fragments: their pruning tests one column against a
     literal, not ts_ns + lat_ns against a window, and trusts statistics this checks.)"""
     for f in files:
-        with _reading(f):
+        with reading(f):
             md = pq.read_metadata(f)
             if "kind" not in md.schema.names:
                 raise TraceFormatError(f"{f}: no kind column")
@@ -438,7 +438,7 @@ def row_group_hosts(trace: Trace) -> dict[tuple[Path, int], str] | None:
     out: dict[tuple[Path, int], str] = {}
     found = False
     for f in trace.files:
-        with _reading(f):
+        with reading(f):
             if v2.HOST_FIELD.name not in pq.read_schema(f).names:
                 continue
             found = True
@@ -477,12 +477,12 @@ def _distinct(col: pa.ChunkedArray) -> set[Any]:
 def rows_by_kind(trace: Trace) -> dict[str, int]:
     """Rows per kind, from row-group statistics (data read only where they do not say)."""
     out: dict[str, int] = {}
-    for g in _row_group_kinds(trace.files):
+    for g in row_group_kinds(trace.files):
         f, i, rows, one = g.file, g.index, g.rows, g.kind
         if one is not None:
             out[one] = out.get(one, 0) + rows
             continue
-        with _reading(f):  # counted a batch at a time: memory flat whatever the rows
+        with reading(f):  # counted a batch at a time: memory flat whatever the rows
             pf = pq.ParquetFile(f, read_dictionary=["kind"])
             try:
                 for batch in pf.iter_batches(batch_size=1 << 16, row_groups=[i], columns=["kind"]):
@@ -495,7 +495,7 @@ def rows_by_kind(trace: Trace) -> dict[str, int]:
 
 
 @contextmanager
-def _reading(path: Path) -> Iterator[None]:
+def reading(path: Path) -> Iterator[None]:
     """Any failure to read `path` (Arrow cannot decode it: a corrupt or hostile file) as
     one TraceFormatError naming the file."""
     try:

@@ -239,3 +239,47 @@ def test_bio_rows_on_unnamed_disks(tmp_path: Path) -> None:
     t = write_trace(tmp_path / "d.parquet", [bio_row(dev=(8 << 20) | 16), bio_row(dev=VDA)])
     p = profile(Source(open_trace(t)))
     assert set(p.kinds["bio"].keys["disk"]) == {"8:16", "254:0"}
+
+
+def _through_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every row group read by Trace.batches (the profile's own reader declines all)."""
+    from bpfcap.analyze import profile as module
+
+    monkeypatch.setattr(module._Reader, "read", lambda self, f, i, columns: None)
+
+
+SAMPLES = Path(__file__).parents[2] / "sample-traces"
+
+
+@pytest.mark.parametrize("since", [None, "30s"])
+def test_own_reader_and_trace_batches_agree(trace: Path, since, monkeypatch) -> None:
+    traces = [trace, *sorted(SAMPLES.glob("v2-*.parquet"))]
+    fast = [profile(Source(open_trace(t), since=since), workers=2).to_dict() for t in traces]
+    _through_batches(monkeypatch)
+    slow = [profile(Source(open_trace(t), since=since), workers=2).to_dict() for t in traces]
+    assert fast == slow
+
+
+def test_comm_not_utf8(tmp_path: Path, monkeypatch) -> None:
+    # The open row group holds a comm that is not UTF-8 (format 2 keeps its bytes in
+    # comm_raw): read by Trace.batches; the runq one by the profile's own reader.
+    rows = [open_row(comm=b"ok\xff", tgid=7, lat_ns=5 * US)] * 3 + [open_row(tgid=8)] * 2
+    rows += [runq_row(comm="cat", tgid=8, lat_ns=3 * US)] * 2
+    t = write_trace(tmp_path / "raw.parquet", rows)
+    p = profile(Source(open_trace(t)))
+    assert (7, "ok\\xff", 3) in p.processes and (8, "cat", 4) in p.processes
+    assert p.kinds["open"].keys["comm"]["ok\\xff"].count == 3
+    assert p.kinds["runq"].keys["comm"]["cat"].count == 2
+    _through_batches(monkeypatch)
+    assert profile(Source(open_trace(t))).to_dict() == p.to_dict()
+
+
+@pytest.mark.parametrize("name", ["open-exec", "kernel", "structs"])
+def test_format_1(name: str) -> None:
+    from bpfcap.formats.trace import rows_by_kind
+
+    t = open_trace(SAMPLES / f"v1-{name}.parquet")
+    p = profile(Source(t))
+    assert {k: kp.rows for k, kp in p.kinds.items() if kp.rows} == rows_by_kind(t)
+    assert sum(n for _, _, n in p.processes) + p.other_process_events == p.events
+    assert profile(Source(t), workers=1).to_dict() == p.to_dict()

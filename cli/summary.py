@@ -14,6 +14,7 @@ import click
 from .report import TIME_HELP
 
 SUMMARY_FORMATS = ("md", "json")
+BY_HOST_HELP = "Of a trace of several hosts (bpfcap merge): a page per host (JSON: a list of them)."
 DIFF_FORMATS = ("text", "json")
 
 
@@ -22,7 +23,8 @@ DIFF_FORMATS = ("text", "json")
 examples:
   bpfcap summary t.parquet                   # Markdown, to paste into an issue
   bpfcap summary t.parquet --since -10s      # the last ten seconds
-  bpfcap summary t.parquet --format json --top 10"""
+  bpfcap summary t.parquet --format json --top 10
+  bpfcap summary fleet.parquet --by-host     # a merged trace: one page per host"""
 )
 @click.argument("trace", type=click.Path(path_type=str))
 @click.option("--since", metavar="TIME", help="Only events from TIME on: " + TIME_HELP)
@@ -33,16 +35,41 @@ examples:
 @click.option(
     "--top", type=click.IntRange(min=1), default=5, show_default=True, help="Rows per list."
 )
-def summary(trace: str, since: str | None, until: str | None, fmt: str, top: int) -> None:
+@click.option("--by-host", is_flag=True, help=BY_HOST_HELP)
+@click.option("--host", metavar="NAME", help="Only host NAME's events.")
+def summary(
+    trace: str,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+    top: int,
+    by_host: bool = False,
+    host: str | None = None,
+) -> None:
     """The first page to read about a trace, under a screenful: host and kernel, time
     window, events, loss and latency percentiles per type, top processes, failures by
     errno, slowest I/Os and opens, top system calls. Markdown (paste it into an issue)
     or JSON. Percentiles are within 0.8% (max exact)."""
     from bpfcap.analyze.profile import profile
     from bpfcap.analyze.summary import summary as build
+    from bpfcap.formats.errors import UsageError
+    from bpfcap.formats.merge import host_names
+    from bpfcap.formats.trace import open_trace
 
-    s = build(profile(_source(trace, since, until), slowest=top), top)
-    _emit(json.dumps(s, indent=2) if fmt == "json" else "\n".join(summary_markdown(s)))
+    if by_host and host is not None:
+        raise UsageError("--by-host and --host: choose one")
+    t = open_trace(trace)
+    names: list[str | None] = list(host_names(t.meta)) if by_host else [host]
+    pages = [build(profile(_source(t, since, until, name), slowest=top), top) for name in names]
+    if fmt == "json":
+        _emit(json.dumps(pages if by_host else pages[0], indent=2))
+        return
+    lines: list[str] = []
+    for name, page in zip(names, pages):
+        if by_host:
+            lines += [*([""] if lines else []), f"## host {shown(name)}", ""]
+        lines += summary_markdown(page)
+    _emit("\n".join(lines))
 
 
 @click.command(
@@ -62,7 +89,10 @@ examples:
 @click.option(
     "--top", type=click.IntRange(min=1), default=5, show_default=True, help="Rows per list."
 )
-def diff(a: str, b: str, since: str | None, until: str | None, fmt: str, top: int) -> None:
+@click.option("--host", metavar="NAME", help="Only host NAME's events, in each trace.")
+def diff(
+    a: str, b: str, since: str | None, until: str | None, fmt: str, top: int, host: str | None
+) -> None:
     """What changed from trace A to trace B (before and after an upgrade, say): events
     and events per second per type, latency percentiles per type and per key (comm,
     system call, disk), keys new in B or gone from it, the biggest movers, and
@@ -70,17 +100,17 @@ def diff(a: str, b: str, since: str | None, until: str | None, fmt: str, top: in
     (each in its own time: `10s` is ten seconds after each one's start)."""
     from bpfcap.analyze.diff import diff as build
     from bpfcap.analyze.profile import profile
+    from bpfcap.formats.trace import open_trace
 
-    pa_, pb = (profile(_source(t, since, until), slowest=0) for t in (a, b))
+    pa_, pb = (profile(_source(open_trace(t), since, until, host), slowest=0) for t in (a, b))
     d = build(pa_, pb, top)
     _emit(json.dumps(d, indent=2) if fmt == "json" else "\n".join(diff_text(d, top)))
 
 
-def _source(trace: str, since: str | None, until: str | None) -> Any:
+def _source(trace: Any, since: str | None, until: str | None, host: str | None) -> Any:
     from bpfcap.analyze.report import Source
-    from bpfcap.formats.trace import open_trace
 
-    return Source(open_trace(trace), since=since, until=until)
+    return Source(trace, since=since, until=until, host=host)
 
 
 def _emit(text: str) -> None:

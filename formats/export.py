@@ -24,7 +24,7 @@ from . import v2
 from .errors import OutputError, UsageError
 from .events import BY_NAME, EVENT_TYPES
 from .schema import EventType
-from .trace import Trace, clock_offset, rows_by_kind
+from .trace import Trace, clock_offset, row_group_hosts, rows_by_kind
 from .writer import described, refuse_existing, template_of, write_joined, write_kind
 
 
@@ -59,7 +59,9 @@ def export_kind(trace: Trace, kind: str, out: Path, *, force: bool = False) -> i
     Memory holds one row group at a time: each is encoded (formats/v2.py encode()) into a
     part file next to `out`, and the parts are joined by copying their bytes
     (parquet_concat.concat_to_template): which `_raw` columns the file has is known only
-    once every row has been seen, and a part lacking one gets it as an all-null chunk."""
+    once every row has been seen, and a part lacking one gets it as an all-null chunk.
+
+    Of a multi-host trace (bpfcap merge), the file keeps the `host` column after `kind`."""
     t = event_type(kind)
     if out.is_dir():
         raise OutputError(f"{out} is a directory", "name a file, or drop --type for one per kind")
@@ -77,16 +79,26 @@ def export_kind(trace: Trace, kind: str, out: Path, *, force: bool = False) -> i
         rows = 0
         offset = clock_offset(trace.meta)
         names = [f.name for f in t.columns]
-        for batch in trace.batches(kind, names, groups, as_dictionary=("comm",)):
+        hosts = row_group_hosts(trace)
+        # Of several hosts: a row group at a time, each of one host.
+        runs = [[g] for g in groups] if hosts else [groups]
+        batches = (
+            (b, hosts[(run[0][0], run[0][1])] if hosts else None)
+            for run in runs
+            for b in trace.batches(kind, names, run, as_dictionary=("comm",))
+        )
+        for batch, host in batches:
             if not batch.num_rows:  # a group of several kinds may hold none of this one
                 continue
+            if host is not None:
+                batch = batch.add_column(0, v2.HOST_FIELD, pa.repeat(host, batch.num_rows))
             batch = batch.add_column(0, "kind", pa.repeat(pa.scalar(kind), batch.num_rows))
             parts.append(parts_dir / f"{len(parts):08d}.parquet")
             raw.update(n for n in write_kind(batch, offset, parts[-1]) if n.endswith(v2.RAW))
             rows += batch.num_rows
         if not rows:
             raise _no_rows(trace, kind)
-        schema = v2.kind_schema(t, raw=raw)
+        schema = v2.kind_schema(t, raw=raw, hosts=bool(hosts))
         # The recording's metadata, for information: the file is not a trace, so it has no
         # format version (bpfcap refuses it as one) and the trace's is left out.
         meta = {k: v for k, v in trace.meta.items() if k != "format_version"}
@@ -149,7 +161,7 @@ def duckdb_views(trace: Trace, kind: str | None = None) -> str:
     )
     out = []
     for k in kinds:
-        columns = [n for n in v2.kind_schema(BY_NAME[k]).names if n in have]
+        columns = [n for n in v2.kind_schema(BY_NAME[k], hosts=True).names if n in have]
         out.append(
             f"CREATE VIEW {_ident(k)} AS SELECT {', '.join(map(_ident, columns))} "
             f"FROM {source} WHERE kind = {_literal(k)};\n"

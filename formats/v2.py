@@ -119,10 +119,14 @@ def _common() -> list[pa.Field]:
     return out
 
 
-def kind_schema(t: EventType, raw: Iterable[str] | None = None) -> pa.Schema:
+def kind_schema(t: EventType, raw: Iterable[str] | None = None, hosts: bool = False) -> pa.Schema:
     """The format-2 columns of one kind's rows (what `bpfcap export --type` writes): with
-    every `<name>_raw` companion, or only those named in `raw`."""
-    fields = _common() + [x for f in t.fields if f.column for x in file_fields(f)]
+    every `<name>_raw` companion, or only those named in `raw`; with `hosts`, the `host`
+    column of a multi-host trace after `kind`."""
+    common = _common()
+    if hosts:
+        common.insert(1, HOST_FIELD)
+    fields = common + [x for f in t.fields if f.column for x in file_fields(f)]
     if raw is not None:
         keep = set(raw)
         fields = [f for f in fields if not f.name.endswith(RAW) or f.name in keep]

@@ -375,6 +375,53 @@ def test_by_host_json_and_csv_say_the_host(fleet, capsysbinary):
     assert {line.split(",")[0] for line in lines[1:]} == {"db", "web"}
 
 
+def test_summary_and_diff_of_one_host_are_that_hosts_own(fleet, capsysbinary):
+    def page(*argv: str) -> dict | list:
+        rc, out, err = run(capsysbinary, "summary", *argv, "--format", "json")
+        assert rc == 0, err
+        return json.loads(out)
+
+    def figures(s: dict) -> tuple:
+        return (s["events"], s["lost"], s["types"], s["processes"], s["failures"])
+
+    pages = page(str(fleet["fleet"]), "--by-host")
+    assert [p["host"]["hostname"] for p in pages] == ["db", "web"]
+    for name, p in zip(("db", "web"), pages):
+        own = page(str(fleet[name]))
+        assert figures(p) == figures(own)
+        assert figures(page(str(fleet["fleet"]), "--host", name)) == figures(own)
+    pooled = page(str(fleet["fleet"]))
+    assert pooled["events"] == 58 and pooled["lost"] == 3
+    rc, md, _ = run(capsysbinary, "summary", str(fleet["fleet"]), "--by-host")
+    assert rc == 0 and md.count(b"## host ") == 2 and md.count(b"### bpfcap summary") == 2
+    rc, out, err = run(capsysbinary, "diff", str(fleet["fleet"]), str(fleet["web"]),
+                       "--host", "web", "--format", "json")  # fmt: skip
+    d = json.loads(out)
+    assert rc == 0 and d["a"]["events"] == d["b"]["events"] == 29, err
+    assert d["a"]["host"]["hostname"] == "web" and d["same"]
+    rc, _, err = run(capsysbinary, "summary", str(fleet["fleet"]), "--by-host", "--host", "db")
+    assert rc == 2 and "choose one" in err
+
+
+def test_export_keeps_the_host_of_every_row(fleet, tmp_path):
+    from bpfcap.formats.export import duckdb_views, export_kind
+
+    out = tmp_path / "open.parquet"
+    assert export_kind(open_trace(fleet["fleet"]), "open", out) == 24
+    t = pq.read_table(out)
+    assert t.column_names[:2] == ["kind", "host"]
+    assert Counter(
+        zip(t["host"].to_pylist(), (p.split("/")[1] for p in t["path"].to_pylist()))
+    ) == {
+        ("db", "db"): 12,
+        ("web", "web"): 12,
+    }
+    assert '"host"' in duckdb_views(open_trace(fleet["fleet"]), "open")
+    export_kind(open_trace(fleet["db"]), "open", out, force=True)  # one host: no column
+    assert "host" not in pq.read_schema(out).names
+    assert '"host"' not in duckdb_views(open_trace(fleet["db"]), "open")
+
+
 def test_a_recording_has_one_host(consecutive, capsysbinary):
     a, _ = consecutive
     rc, out, _ = run(capsysbinary, "report", "syscount", str(a), "--by-host")

@@ -27,6 +27,8 @@ def host_info() -> dict:
         pass
     return {
         "hostname": socket.gethostname(),
+        # this boot's random id: merge tells two boots of one host apart by it
+        "boot_id": _read_text("/proc/sys/kernel/random/boot_id"),
         "kernel": platform.release(),
         "kernel_version": platform.version(),
         "machine": platform.machine(),
@@ -34,6 +36,13 @@ def host_info() -> dict:
         "cpus": os.cpu_count(),
         "pid_max": _read_int("/proc/sys/kernel/pid_max"),  # killsnoop's PID column width
     }
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _read_int(path: str) -> int | None:

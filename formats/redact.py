@@ -637,6 +637,8 @@ class Redactor:
                 out[k] = copy.deepcopy(v)
             elif k == "hostname" and isinstance(v, str):
                 out[k] = self.hostname(v)
+            elif k == "boot_id":
+                continue  # identifies the machine's boot; nothing reads it but merge
             else:
                 dropped.append(_key("host.", k))
         return out

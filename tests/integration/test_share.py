@@ -34,6 +34,7 @@ SECRETS = {
 }
 SECRET_IP = "198.51.100.73"  # TEST-NET-2: no private range, so it must go
 SECRET_UID = 4243
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
 
 
 def _have(*tools: str) -> None:
@@ -115,6 +116,7 @@ def test_the_recording_holds_every_secret(recorded: Path) -> None:
     """The test means something only if the original has them all."""
     data = column_bytes(recorded) + footer_bytes(recorded)
     assert sorted(secrets_in(data)) == sorted([*SECRETS, "ip"])
+    assert BOOT_ID.encode() in footer_bytes(recorded)  # it identifies this machine's boot
     uids = pq.read_table(recorded, columns=["uid"])["uid"].to_pylist()
     assert SECRET_UID in uids
 
@@ -125,6 +127,7 @@ def test_no_secret_survives_share(shared) -> None:
     assert secrets_in(column_bytes(out)) == []
     assert secrets_in(footer_bytes(out)) == []
     assert secrets_in(out.read_bytes()) == []
+    assert BOOT_ID.encode() not in out.read_bytes()
     assert SECRET_UID not in pq.read_table(out, columns=["uid"])["uid"].to_pylist()
     meta = json.loads(pq.read_metadata(out).metadata[b"bpfcap.meta"])
     assert meta["redaction"]["options"]

@@ -591,7 +591,13 @@ def test_meta_allow_list_and_record():
         agent={"cpu_user_s": 1.0},
         missed_runs={},
         tree_filter_full=0,
-        host={"hostname": "alice-pc", "machine": "x86_64", "cpus": 2, "serial": "X1"},
+        host={
+            "hostname": "alice-pc",
+            "boot_id": "4f1c2d3e-0000-4000-8000-00000000beef",
+            "machine": "x86_64",
+            "cpus": 2,
+            "serial": "X1",
+        },
         command_line=["bpfcap", "record", "-o", "/home/alice/t.parquet"],
         settings={"events": ["open"], "comm": None, "command": None, "user": "alice"},
         stop_reason="SIGINT",
@@ -601,6 +607,7 @@ def test_meta_allow_list_and_record():
     out = r.meta(m)
     for k in redact.SAFE_META_KEYS:
         assert out.get(k) == m.get(k)
+    # the boot id is removed as a known identifier (not listed as an unknown key)
     assert out["host"] == {"hostname": r.hostname("alice-pc"), "machine": "x86_64", "cpus": 2}
     assert re.fullmatch(r"host-[a-z2-7]{6,}", out["host"]["hostname"])
     assert out["command_line"][2] == "-o" and "alice" not in out["command_line"][3]

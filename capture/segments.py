@@ -143,6 +143,7 @@ class SegmentDir:
         if singles:
             first, last = singles[0][0], singles[-1][0]
             meta = json.loads(pq.read_metadata(singles[-1][1]).metadata[KEY_META])
+            meta["first_segment"] = first  # `segment` is the last: merge needs both
             out = path / segment_name(first, last)
             merge_files([f for _, f in singles], out, meta)
             for _, f in singles:

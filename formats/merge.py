@@ -13,7 +13,11 @@ end_ns of each, both included: end_ns is the last ns a trace covers): their rows
 type could be the same events, counted twice. Such inputs are refused (UsageError), so
 the only overlaps merged are of recordings of different types (recorded by two recorders
 at once). Slices of adjacent windows [a, b) and [b, c) of one recording cover a to b - 1
-and b to c - 1, so they merge back to exactly the rows of [a, c).
+and b to c - 1, so they merge back to exactly the rows of [a, c). The pieces of one
+recording (its segment files, the files of `record --rotate`: _piece()) all start at
+the recording's start and count its events cumulatively; they are one input here, whose
+rows are disjoint by segment (two pieces holding one segment are refused) and whose
+metadata is its newest piece's (a note says which segments no input holds).
 
 Metadata of a one-host merge: that of the earliest input (host, clock, processes, probes,
 kernel reads, command line), with start_ns the first start, end_ns the last end,
@@ -69,7 +73,7 @@ from .errors import IncompatibleTraceError, OutputError, TraceFormatError, Usage
 from .events import BY_NAME, EVENT_TYPES
 from .parquet_concat import ParquetConcatError
 from .rewrite import Input, file_digest, kinds_present, rewrite
-from .trace import FORMAT_VERSION, Trace, clock_offset, rows_by_kind
+from .trace import FORMAT_VERSION, Trace, clock_offset, rows_by_kind, segment_span
 from .writer import (
     refuse_existing,
     trace_footer,
@@ -85,7 +89,7 @@ BOOT_TOLERANCE_NS = 5_000_000
 MAX_DRIFT_PPM = 500
 _MAX_TIME = 1 << 62  # the largest monotonic time readers accept (formats/trace.py)
 # Keys of an input's metadata that describe that file, not the merge.
-_OWN_KEYS = ("segment", "slice", "merge", "format_version", "hosts")
+_OWN_KEYS = ("segment", "first_segment", "slice", "merge", "format_version", "hosts")
 
 
 @dataclass
@@ -174,7 +178,7 @@ def group_by_host(traces: Sequence[Trace]) -> list[_Host]:
             groups.append([t])
     hosts = []
     for g in groups:
-        g.sort(key=lambda t: _span(t.meta))
+        g.sort(key=_order)
         hosts.append(_Host(_hostname(g[0].meta), g, clock_offset(g[0].meta)))
     hosts.sort(key=lambda h: h.offset)
     for name in {h.name for h in hosts}:
@@ -222,20 +226,88 @@ def _check_inputs(traces: list[Trace], out: Path) -> None:
         raise OutputError(f"{out} is a directory", "name the file to write")
 
 
+def _piece(t: Trace) -> tuple[tuple[Any, ...], int, int] | None:
+    """(recording, first, last) when `t` holds segments first..last of a recording and
+    nothing else: a segment file, a file of `record --rotate`, a `.partial` directory.
+    Its metadata is the recording's as of segment `last` (start_ns the recording's start,
+    counters cumulative), so pieces of one recording overlap in time by their metadata
+    while their rows do not. None for any other trace."""
+    m = t.meta
+    last = m.get("segment")
+    if not isinstance(last, int) or isinstance(last, bool) or "slice" in m or "merge" in m:
+        return None
+    host = m.get("host") or {}
+    recording = (
+        host.get("hostname"),
+        host.get("boot_id"),
+        m.get("start_ns"),
+        m.get("attached_ns"),
+        clock_offset(m),
+    )
+    spans = [segment_span(f.name) for f in t.files]
+    first = m.get("first_segment") if len(t.files) == 1 else None
+    if not isinstance(first, int) or isinstance(first, bool):
+        named = [s[0] for s in spans if s is not None]
+        first = min(named) if len(named) == len(spans) else last
+    return recording, min(first, last), last
+
+
+def _order(t: Trace) -> tuple[int, int, int]:
+    """Inputs of one host in time order: by start, then a recording's pieces by their
+    segments (they share the recording's start), then by end."""
+    start, end = _span(t.meta)
+    p = _piece(t)
+    return (start, p[1], p[2]) if p is not None else (start, end, end)
+
+
+def _units(traces: Sequence[Trace]) -> list[list[Trace]]:
+    """The inputs of one host as the units that must not overlap in time: the pieces of
+    one recording (_piece) form one unit, in segment order, refused if two hold the same
+    segment; any other input is a unit of its own."""
+    units: list[list[Trace]] = []
+    recordings: dict[tuple[Any, ...], list[Trace]] = {}
+    for t in traces:
+        p = _piece(t)
+        if p is None:
+            units.append([t])
+        elif p[0] in recordings:
+            recordings[p[0]].append(t)
+        else:
+            recordings[p[0]] = [t]
+            units.append(recordings[p[0]])
+    for unit in recordings.values():
+        unit.sort(key=_order)
+        for a, b in zip(unit, unit[1:]):
+            if _order(b)[1] <= _order(a)[2]:
+                raise UsageError(
+                    f"{a.path} and {b.path} hold the same segments of one recording: their "
+                    "rows would count twice",
+                    "merge each file of a --rotate directory once (or the directory itself)",
+                )
+    return units
+
+
 def _check_disjoint(traces: list[Trace]) -> None:
-    """Inputs of one host sharing an event type cover disjoint times (see module doc)."""
-    for i, a in enumerate(traces):
-        sa, ea = _span(a.meta)
-        for b in traces[i + 1 :]:
-            sb, eb = _span(b.meta)
-            common = _recorded(a) & _recorded(b)
+    """Inputs of one host sharing an event type cover disjoint times (see module doc);
+    the pieces of one recording are one input here."""
+    units = _units(traces)
+    for i, a in enumerate(units):
+        sa, ea = _unit_span(a)
+        for b in units[i + 1 :]:
+            sb, eb = _unit_span(b)
+            common = set().union(*map(_recorded, a)) & set().union(*map(_recorded, b))
             if common and sa <= eb and sb <= ea:
                 raise UsageError(
-                    f"{a.path} and {b.path} overlap in time on one host and both hold "
-                    f"{', '.join(sorted(common))} events: their rows would count twice",
+                    f"{a[-1].path} and {b[-1].path} overlap in time on one host and both "
+                    f"hold {', '.join(sorted(common))} events: their rows would count twice",
                     "merge recordings that follow each other, or slices of adjacent windows "
                     "(bpfcap slice --since/--until)",
                 )
+
+
+def _unit_span(unit: list[Trace]) -> tuple[int, int]:
+    spans = [_span(t.meta) for t in unit]
+    return min(s for s, _ in spans), max(e for _, e in spans)
 
 
 # -- metadata ---------------------------------------------------------------------------
@@ -329,14 +401,16 @@ def one_host_meta(
     traces: Sequence[Trace], digests: dict[int, str]
 ) -> tuple[dict[str, Any], list[str]]:
     """The metadata of a one-host merge of `traces` (in time order), and the notes on
-    what they disagreed on."""
-    metas = [t.meta for t in traces]
+    what they disagreed on. Pieces of one recording count as that recording, as of its
+    newest piece (its counters are the recording's, cumulative)."""
+    units = _units(traces)
+    metas = [u[-1].meta for u in units]
     first = metas[0]
     meta = {k: v for k, v in first.items() if k not in _OWN_KEYS}
     spans = [_span(m) for m in metas]
     meta["start_ns"] = min(s for s, _ in spans)
     meta["end_ns"] = max(e for _, e in spans)
-    meta["clean_stop"] = all(t.complete for t in traces)
+    meta["clean_stop"] = all(u[-1].complete for u in units)
     if "stop_reason" in metas[-1]:
         meta["stop_reason"] = metas[-1]["stop_reason"]
     meta["events"] = merge_counters([m.get("events") for m in metas], dedupe=True)
@@ -358,8 +432,28 @@ def one_host_meta(
     if tree_full:
         meta["tree_filter_full"] = tree_full
     notes = _differences(metas, _hostname(first)) if len(metas) > 1 else []
+    notes += _missing_pieces(units, _hostname(first))
     meta["merge"] = {"sources": [_source(t, digests) for t in traces], "notes": notes}
     return meta, notes
+
+
+def _missing_pieces(units: list[list[Trace]], where: str) -> list[str]:
+    """Notes on recordings of which segments are not among the inputs (the oldest files
+    a flight recorder dropped, say): their counters count events that no row holds."""
+    notes = []
+    for unit in units:
+        if _piece(unit[0]) is None:
+            continue
+        held = [_order(t)[1:] for t in unit]
+        gaps = [(1, held[0][0] - 1)] if held[0][0] > 1 else []
+        gaps += [(a[1] + 1, b[0] - 1) for a, b in zip(held, held[1:]) if b[0] > a[1] + 1]
+        if gaps:
+            which = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in gaps)
+            notes.append(
+                f"{where}: segments {which} of the recording are not among the inputs: "
+                "its event counters include their events, its rows do not"
+            )
+    return notes
 
 
 def _source(t: Trace, digests: dict[int, str]) -> dict[str, Any]:

@@ -61,6 +61,14 @@ def test_rotation_by_time_keeps_every_event_once(tmp_path: Path) -> None:
     assert "stopped:    cleanly (command exited)" in info
     ops = bpfcap("report", "opensnoop", out).stdout.decode()
     assert ops.count(PATH) == 20011
+    # the rotated files are one recording of one boot: merge joins them as one host
+    merged = tmp_path / "merged.parquet"
+    bpfcap("merge", *sorted(out.glob("seg-*-*.parquet")), "-o", merged)
+    meta = open_trace(merged).meta
+    assert "hosts" not in meta
+    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    assert meta["host"]["boot_id"] == boot_id
+    assert opens_of_path(merged) == 20011
 
 
 def test_keep_is_a_flight_recorder(tmp_path: Path) -> None:

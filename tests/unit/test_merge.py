@@ -183,6 +183,60 @@ def test_a_segment_directory_becomes_one_file(tmp_path):
     assert len(rows_of(out, "open")) == 21 and open_trace(out).complete
 
 
+def rotated(d: Path, keep: int | None = None) -> list[Path]:
+    """A `record --rotate` directory of 6 one-second segments, a file every 2 (A, B, C),
+    each file's metadata the recording's as of its last segment (counters cumulative)."""
+    seg = SegmentDir(d, header=meta(clean_stop=False, events={}))
+    for i in range(6):
+        counters = {"open": {"seen": 7 * (i + 1), "lost": i, "written": 7 * (i + 1)}}
+        rows = opens(START_NS + i * S, 7, 1000 + i, f"s{i}")
+        seg.close_segment(
+            meta(clean_stop=i == 5, end_ns=START_NS + (i + 1) * S - 1, events=counters),
+            lambda rows=rows: [table(rows)],
+        )
+        if i % 2:
+            seg.rotate(keep)
+    seg.finish()
+    return sorted(d.glob("seg-*-*.parquet"))
+
+
+def test_the_files_of_a_rotated_recording_merge_back_into_it(tmp_path):
+    files = rotated(tmp_path / "rot")
+    assert [f.name for f in files] == [
+        "seg-000000-000002.parquet", "seg-000003-000004.parquet", "seg-000005-000006.parquet"
+    ]  # fmt: skip
+    # every file starts at the recording's start and counts from it: pieces, not overlaps
+    assert {open_trace(f).meta["start_ns"] for f in files} == {START_NS}
+    out = tmp_path / "m.parquet"
+    r = merge([open_trace(f) for f in reversed(files)], out)  # any order
+    assert (r.how, r.rows, r.notes) == ("copied", 42, [])
+    whole = open_trace(tmp_path / "rot")
+    assert rows_of(out, "open") == rows_of(whole, "open")
+    m = open_trace(out).meta
+    assert m["events"]["open"] == {"seen": 42, "lost": 5, "written": 42}  # not summed
+    assert (m["start_ns"], m["end_ns"]) == (START_NS, START_NS + 6 * S - 1)
+    assert open_trace(out).complete and "segment" not in m and "first_segment" not in m
+    # a file given twice, or a file with the directory it is in: the same segments
+    for twice in ([files[1], files[1]], [files[1], tmp_path / "rot"]):
+        with pytest.raises(UsageError, match="hold the same segments of one recording"):
+            merge([open_trace(f) for f in twice], tmp_path / "x.parquet")
+
+
+def test_a_flight_recorders_files_say_what_they_lack(tmp_path):
+    files = rotated(tmp_path / "rot", keep=2)
+    assert len(files) == 2
+    out = tmp_path / "m.parquet"
+    r = merge([open_trace(f) for f in files], out)
+    assert r.rows == 28
+    assert r.notes == [
+        "unknown: segments 1-2 of the recording are not among the inputs: its event counters "
+        "include their events, its rows do not"
+    ]
+    # a gap in the middle is named too
+    gap = merge([open_trace(files[1])], tmp_path / "g.parquet")
+    assert "segments 1-4 of the recording" in gap.notes[0]
+
+
 def test_format_1_is_re_encoded(tmp_path):
     v1 = open_trace(ROOT / "sample-traces" / "v1-open-exec.parquet")
     out = tmp_path / "m.parquet"

@@ -720,8 +720,15 @@ class _Reader:
         indexed by tgid (cheaper than hashing every row), then one bincount over (process
         number, comm code). Returns which comm codes have rows (None if not known)."""
         k = len(ids)
-        top = int(tgid.max())
-        if top >= _PID_TABLE or int(tgid.min()) < 0:  # not a pid: hashed
+        low, top = int(tgid.min()), int(tgid.max())
+        if low == top:  # one process (a storm's row group): its rows per comm
+            counts = np.bincount(code, minlength=k) if k > 1 else np.array([len(code)])
+            present = counts > 0
+            into = part.processes
+            for c_, n_ in zip(ids[present].tolist(), counts[present].tolist()):
+                into[(c_, low)] = into.get((c_, low), 0) + n_
+            return present
+        if top >= _PID_TABLE or low < 0:  # not a pid: hashed
             tgids, pnum = np.unique(tgid, return_inverse=True)
             pnum = pnum.reshape(-1)
         else:
@@ -971,6 +978,12 @@ class _KeyCells:
         cells += b
         self.filled += n
 
+    def add_one(self, r: int, b: np.ndarray, hi: int) -> None:
+        """Latencies (buckets `b`, largest `hi`) all of the key in row `r`."""
+        if hi > self.max[r]:
+            self.max[r] = hi
+        self.cells[r * NB : (r + 1) * NB] += np.bincount(b, minlength=NB)
+
     def flush(self) -> None:
         """Count the cells kept (bincount: unlike ufunc.at, it lets other threads run)."""
         if self.filled:
@@ -1145,9 +1158,12 @@ class _Gather:
         used = ids[present]
         if len(np.unique(used)) < len(used):
             used = np.unique(used)
-        cells.rows(used.tolist())
-        entry_rows = np.array([cells.row.get(i, 0) for i in ids.tolist()], np.int64)
-        cells.add(np.take(entry_rows, code), b, lat)
+        if len(used) == 1:  # one comm (a storm's row group): no per-row key
+            cells.add_one(cells.rows(used.tolist())[0], b, hi)
+        else:
+            cells.rows(used.tolist())
+            entry_rows = np.array([cells.row.get(i, 0) for i in ids.tolist()], np.int64)
+            cells.add(np.take(entry_rows, code), b, lat)
         if extra is not None:
             col = EXTRA_KEYS[kind][0]
             cells = self.keys.get(col) or self.keys.setdefault(col, _KeyCells())

@@ -283,3 +283,27 @@ def test_format_1(name: str) -> None:
     assert {k: kp.rows for k, kp in p.kinds.items() if kp.rows} == rows_by_kind(t)
     assert sum(n for _, _, n in p.processes) + p.other_process_events == p.events
     assert profile(Source(t), workers=1).to_dict() == p.to_dict()
+
+
+def test_row_groups_of_one_process_or_one_comm(tmp_path: Path) -> None:
+    """The shortcuts for a row group of one process (counted per comm without a table of
+    processes) and of one comm (its histogram without a key per row) give what the
+    general way gives: the same rows under other pids go through it."""
+    lats = [3 * US, 40 * US, 41 * US, 900 * US, 7 * US, 7 * US, 2 * US]
+    comms = ["a", "b", "a", "b", "b", "a", "b"]
+
+    def rows(pids: list[int]) -> list[dict]:
+        out = [open_row(tgid=p, comm=c, lat_ns=v) for p, c, v in zip(pids, comms, lats)]
+        return out + [runq_row(tgid=p, comm="only", lat_ns=v) for p, v in zip(pids, lats)]
+
+    one = profile(Source(open_trace(write_trace(tmp_path / "1.parquet", rows([5] * 7)))))
+    assert sorted(one.processes) == [(5, "a", 3), (5, "b", 4), (5, "only", 7)]
+    many = profile(Source(open_trace(write_trace(tmp_path / "n.parquet", rows([5, 6] * 3 + [5])))))
+    assert sorted(many.processes) == [
+        (5, "a", 2), (5, "b", 2), (5, "only", 4), (6, "a", 1), (6, "b", 2), (6, "only", 3)
+    ]  # fmt: skip
+    for kind, comm in (("open", "a"), ("open", "b"), ("runq", "only")):
+        a, b = one.kinds[kind].keys["comm"][comm], many.kinds[kind].keys["comm"][comm]
+        assert a.to_dict() == b.to_dict()
+    assert one.kinds["runq"].keys["comm"]["only"].max == 900 * US
+    assert one.kinds["open"].keys["comm"]["a"].count == 3

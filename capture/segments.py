@@ -36,6 +36,27 @@ def _joined(f: Path) -> bool:
     return span is not None and span[2]
 
 
+def _earliest_ts(files: list[Path], default: int) -> int | None:
+    """The smallest ts_ns of the rows of `files`, from their row groups' statistics;
+    `default` if they have no rows, None if a row group has no statistics for it."""
+    lows = []
+    for f in files:
+        md = pq.read_metadata(f)
+        names = [md.schema.column(j).path for j in range(md.num_columns)]
+        if "ts_ns" not in names:
+            continue
+        j = names.index("ts_ns")
+        for i in range(md.num_row_groups):
+            rg = md.row_group(i)
+            if rg.num_rows == 0:
+                continue
+            st = rg.column(j).statistics
+            if st is None or not st.has_min_max:
+                return None
+            lows.append(int(st.min))
+    return min(lows, default=default)
+
+
 class SegmentDir:
     """The directory a recorder writes closed segments into, one per period. Rows of a
     period are kept in memory and written at its end, one row group per kind.
@@ -50,6 +71,10 @@ class SegmentDir:
         self._sizes = (0, 0)  # bytes in single segments, in all files (see _job)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpfcap-writer")
         self._writing: Future | None = None
+        # end_ns of each segment closed since the last rotation, and the last segment
+        # rotated (0: none yet): where the next rotated file's window starts.
+        self._ends: dict[int, int] = {}
+        self._rotated = 0
         try:
             path.mkdir(mode=0o700)
         except FileExistsError as e:
@@ -87,6 +112,8 @@ class SegmentDir:
         self.index += 1
         path = self.path / segment_name(self.index)
         meta = dict(meta, segment=self.index)
+        if isinstance(meta.get("end_ns"), int):
+            self._ends[self.index] = meta["end_ns"]
         if self._writing is not None:
             self._writing.result()  # at most one segment in flight; raises its error
         self._writing = self._pool.submit(self._job, self._write_segment, path, meta, produce)
@@ -131,10 +158,21 @@ class SegmentDir:
         only the newest `keep` joined files (a flight recorder)."""
         if self._writing is not None:
             self._writing.result()  # raises an earlier write's error here
-        self._writing = self._pool.submit(self._job, self._rotate, self.path, self.index, keep)
+        after = self._ends.get(self._rotated) if self._rotated else None
+        self._rotated = self.index
+        self._ends = {i: e for i, e in self._ends.items() if i >= self.index}
+        self._writing = self._pool.submit(
+            self._job, self._rotate, self.path, self.index, keep, after
+        )
 
     @staticmethod
-    def _rotate(path: Path, upto: int, keep: int | None) -> None:
+    def _rotate(path: Path, upto: int, keep: int | None, after: int | None = None) -> None:
+        """See rotate(). `after`: the end of the segment before the first joined (None
+        for the recording's first file). A joined file's metadata is the recording's as
+        of its last segment (counters from the recording's start), with `first_segment`
+        and, but for the first file, start_ns the start of its own window: just after
+        `after`, or its earliest row if that is earlier (a row read in a later drain
+        than the one its event came before)."""
         singles = []
         for f in trace_files(path):
             span = segment_span(f.name)
@@ -144,6 +182,10 @@ class SegmentDir:
             first, last = singles[0][0], singles[-1][0]
             meta = json.loads(pq.read_metadata(singles[-1][1]).metadata[KEY_META])
             meta["first_segment"] = first  # `segment` is the last: merge needs both
+            if after is not None:
+                earliest = _earliest_ts([f for _, f in singles], after + 1)
+                if earliest is not None:  # else it keeps the recording's start
+                    meta["start_ns"] = min(after + 1, earliest)
             out = path / segment_name(first, last)
             merge_files([f for _, f in singles], out, meta)
             for _, f in singles:

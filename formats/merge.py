@@ -177,8 +177,7 @@ def group_by_host(traces: Sequence[Trace]) -> list[_Host]:
         else:
             groups.append([t])
     hosts = []
-    for g in groups:
-        g.sort(key=_order)
+    for g in map(_in_order, groups):
         hosts.append(_Host(_hostname(g[0].meta), g, clock_offset(g[0].meta)))
     hosts.sort(key=lambda h: h.offset)
     for name in {h.name for h in hosts}:
@@ -229,21 +228,16 @@ def _check_inputs(traces: list[Trace], out: Path) -> None:
 def _piece(t: Trace) -> tuple[tuple[Any, ...], int, int] | None:
     """(recording, first, last) when `t` holds segments first..last of a recording and
     nothing else: a segment file, a file of `record --rotate`, a `.partial` directory.
-    Its metadata is the recording's as of segment `last` (start_ns the recording's start,
-    counters cumulative), so pieces of one recording overlap in time by their metadata
-    while their rows do not. None for any other trace."""
+    Its metadata is the recording's as of segment `last` (counters from the recording's
+    start), so pieces of one recording overlap in time by their metadata while their
+    rows do not. None for any other trace."""
     m = t.meta
     last = m.get("segment")
     if not isinstance(last, int) or isinstance(last, bool) or "slice" in m or "merge" in m:
         return None
     host = m.get("host") or {}
-    recording = (
-        host.get("hostname"),
-        host.get("boot_id"),
-        m.get("start_ns"),
-        m.get("attached_ns"),
-        clock_offset(m),
-    )
+    # (each rotated file has its own start_ns: the window it holds)
+    recording = (host.get("hostname"), host.get("boot_id"), m.get("attached_ns"), clock_offset(m))
     spans = [segment_span(f.name) for f in t.files]
     first = m.get("first_segment") if len(t.files) == 1 else None
     if not isinstance(first, int) or isinstance(first, bool):
@@ -252,12 +246,17 @@ def _piece(t: Trace) -> tuple[tuple[Any, ...], int, int] | None:
     return recording, min(first, last), last
 
 
-def _order(t: Trace) -> tuple[int, int, int]:
-    """Inputs of one host in time order: by start, then a recording's pieces by their
-    segments (they share the recording's start), then by end."""
-    start, end = _span(t.meta)
+def _segments(t: Trace) -> tuple[int, int]:
+    """The segments a piece of a recording holds (see _piece)."""
     p = _piece(t)
-    return (start, p[1], p[2]) if p is not None else (start, end, end)
+    assert p is not None
+    return p[1], p[2]
+
+
+def _in_order(traces: Sequence[Trace]) -> list[Trace]:
+    """Inputs of one host in time order: each unit (_units) by its start, a recording's
+    pieces by their segments."""
+    return [t for u in sorted(_units(traces), key=_unit_span) for t in u]
 
 
 def _units(traces: Sequence[Trace]) -> list[list[Trace]]:
@@ -276,9 +275,9 @@ def _units(traces: Sequence[Trace]) -> list[list[Trace]]:
             recordings[p[0]] = [t]
             units.append(recordings[p[0]])
     for unit in recordings.values():
-        unit.sort(key=_order)
+        unit.sort(key=_segments)
         for a, b in zip(unit, unit[1:]):
-            if _order(b)[1] <= _order(a)[2]:
+            if _segments(b)[0] <= _segments(a)[1]:
                 raise UsageError(
                     f"{a.path} and {b.path} hold the same segments of one recording: their "
                     "rows would count twice",
@@ -407,7 +406,7 @@ def one_host_meta(
     metas = [u[-1].meta for u in units]
     first = metas[0]
     meta = {k: v for k, v in first.items() if k not in _OWN_KEYS}
-    spans = [_span(m) for m in metas]
+    spans = [_unit_span(u) for u in units]
     meta["start_ns"] = min(s for s, _ in spans)
     meta["end_ns"] = max(e for _, e in spans)
     meta["clean_stop"] = all(u[-1].complete for u in units)
@@ -444,7 +443,7 @@ def _missing_pieces(units: list[list[Trace]], where: str) -> list[str]:
     for unit in units:
         if _piece(unit[0]) is None:
             continue
-        held = [_order(t)[1:] for t in unit]
+        held = [_segments(t) for t in unit]
         gaps = [(1, held[0][0] - 1)] if held[0][0] > 1 else []
         gaps += [(a[1] + 1, b[0] - 1) for a, b in zip(held, held[1:]) if b[0] > a[1] + 1]
         if gaps:

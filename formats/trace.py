@@ -699,7 +699,12 @@ def open_trace(path: str | os.PathLike) -> Trace:
         # merge into one file may still have failed, on a full disk say); one that was
         # killed left its last segment saying it was still recording.
         complete = bool(meta.get("clean_stop", False))
+        # The newest file's metadata, but for its start: each file of `record --rotate`
+        # starts its own window; the directory's rows start with its oldest file's.
+        starts = [m["start_ns"] for m in metas if _is_time(m.get("start_ns"))]
         meta = dict(meta, clean_stop=complete)
+        if starts:
+            meta["start_ns"] = min(starts)
         if [f.name for f in files] == [HEADER]:
             notes.append(
                 f"{p}: the recorder stopped (killed, or the disk full) before its first "

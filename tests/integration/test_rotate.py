@@ -61,6 +61,13 @@ def test_rotation_by_time_keeps_every_event_once(tmp_path: Path) -> None:
     assert "stopped:    cleanly (command exited)" in info
     ops = bpfcap("report", "opensnoop", out).stdout.decode()
     assert ops.count(PATH) == 20011
+    # each file is the window it holds (from just after the previous one's end, or its
+    # earliest row), within the recording's
+    metas = [open_trace(f).meta for f in sorted(out.glob("seg-*-*.parquet"))]
+    whole = open_trace(out).meta
+    assert metas[0]["start_ns"] == whole["start_ns"]
+    for before, m in zip(metas, metas[1:]):
+        assert whole["start_ns"] < m["start_ns"] <= before["end_ns"] + 1 < m["end_ns"]
     # the rotated files are one recording of one boot: merge joins them as one host
     merged = tmp_path / "merged.parquet"
     bpfcap("merge", *sorted(out.glob("seg-*-*.parquet")), "-o", merged)
@@ -69,6 +76,7 @@ def test_rotation_by_time_keeps_every_event_once(tmp_path: Path) -> None:
     boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     assert meta["host"]["boot_id"] == boot_id
     assert opens_of_path(merged) == 20011
+    assert (meta["start_ns"], meta["end_ns"]) == (whole["start_ns"], whole["end_ns"])
 
 
 def test_keep_is_a_flight_recorder(tmp_path: Path) -> None:

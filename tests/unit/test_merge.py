@@ -190,6 +190,8 @@ def rotated(d: Path, keep: int | None = None) -> list[Path]:
     for i in range(6):
         counters = {"open": {"seen": 7 * (i + 1), "lost": i, "written": 7 * (i + 1)}}
         rows = opens(START_NS + i * S, 7, 1000 + i, f"s{i}")
+        if i == 4:  # an event before the segment began, read in a later drain
+            rows[0] = dict(rows[0], ts_ns=START_NS + 4 * S - 5 * MS)
         seg.close_segment(
             meta(clean_stop=i == 5, end_ns=START_NS + (i + 1) * S - 1, events=counters),
             lambda rows=rows: [table(rows)],
@@ -205,8 +207,11 @@ def test_the_files_of_a_rotated_recording_merge_back_into_it(tmp_path):
     assert [f.name for f in files] == [
         "seg-000000-000002.parquet", "seg-000003-000004.parquet", "seg-000005-000006.parquet"
     ]  # fmt: skip
-    # every file starts at the recording's start and counts from it: pieces, not overlaps
-    assert {open_trace(f).meta["start_ns"] for f in files} == {START_NS}
+    # each file starts its own window (or its earliest row, if earlier); its counters
+    # count from the recording's start: pieces, not overlapping recordings
+    starts = [open_trace(f).meta["start_ns"] for f in files]
+    assert starts == [START_NS, START_NS + 2 * S, START_NS + 4 * S - 5 * MS]
+    assert open_trace(tmp_path / "rot").meta["start_ns"] == START_NS
     out = tmp_path / "m.parquet"
     r = merge([open_trace(f) for f in reversed(files)], out)  # any order
     assert (r.how, r.rows, r.notes) == ("copied", 42, [])
@@ -228,6 +233,9 @@ def test_a_flight_recorders_files_say_what_they_lack(tmp_path):
     out = tmp_path / "m.parquet"
     r = merge([open_trace(f) for f in files], out)
     assert r.rows == 28
+    # the rows start with the oldest file kept, and so do the directory and the merge
+    assert open_trace(tmp_path / "rot").meta["start_ns"] == START_NS + 2 * S
+    assert open_trace(out).meta["start_ns"] == START_NS + 2 * S
     assert r.notes == [
         "unknown: segments 1-2 of the recording are not among the inputs: its event counters "
         "include their events, its rows do not"

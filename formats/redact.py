@@ -169,7 +169,7 @@ ALWAYS_KEPT_ADDRESSES = (
 SAFE_META_KEYS = (
     "format_version", "bpfcap_version", "start_ns", "end_ns", "attached_ns", "clock",
     "events", "disks", "probes", "kernel_reads", "agent", "clean_stop", "missed_runs",
-    "tree_filter_full",
+    "tree_filter_full", "segment", "first_segment",
 )  # fmt: skip
 SAFE_HOST_KEYS = ("cpus", "kernel", "kernel_version", "machine", "os", "pid_max")
 SAFE_SETTINGS_KEYS = (

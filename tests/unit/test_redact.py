@@ -591,6 +591,8 @@ def test_meta_allow_list_and_record():
         agent={"cpu_user_s": 1.0},
         missed_runs={},
         tree_filter_full=0,
+        segment=7,  # a file of record --rotate: segments 5 to 7
+        first_segment=5,
         host={
             "hostname": "alice-pc",
             "boot_id": "4f1c2d3e-0000-4000-8000-00000000beef",

@@ -11,8 +11,11 @@ biolatency and runqlat print them).
 Streaming and bounded: rows are read row group by row group, only the columns needed,
 comm as a dictionary (each distinct name once per row group), and every aggregate is
 vectorised over a row group (numpy bincounts over bucket and key indices); no Python
-loop runs per row. The row groups of the big types are split between threads (numpy
-and Arrow release the GIL), each gathering a partial profile; partials merge exactly.
+loop runs per row. Columns a row group's statistics settle are not decoded: one tgid,
+one comm (a storm's row groups), no failure in `ret` (statistics are trusted, as
+Trace.row_groups trusts them). The row groups of the big types are split between
+threads (numpy and Arrow release the GIL), each gathering a partial profile; partials
+merge exactly.
 Memory: one histogram row per key (at most MAX_KEYS per type and key column; further
 keys are pooled as OTHER), one count per process, N candidate rows per list.
 
@@ -667,6 +670,7 @@ class _Reader:
         self.pid_table = np.full(1 << 16, -1, np.int32)
         self.pids: list[int] = []
         self.tgids = np.zeros(0, np.int64)
+        self.index_of: dict[Path | None, dict[str, int]] = {}  # column indices per file
 
     def close(self) -> None:
         if self.file is not None:
@@ -697,14 +701,19 @@ class _Reader:
         if not ok:
             return None
         raw = self.ok[(f, (_COMM_RAW,))]
+        uniform = self.uniform(pf, i, columns)
+        wanted = [c for c in columns if c not in uniform]
         with reading(f):
             t = pf.read_row_group(
-                i, columns=[*columns, _COMM_RAW] if raw else columns, use_threads=False
+                i, columns=[*wanted, _COMM_RAW] if raw else wanted, use_threads=False
             )
         if raw:
             if t[_COMM_RAW].null_count != t.num_rows:
                 return None
             t = t.drop_columns([_COMM_RAW])
+        made = {n: _repeat(v, t.num_rows) for n, v in uniform.items() if v is not None}
+        if made:  # one value in every row: made, not decoded
+            t = pa.table({**{n: t[n] for n in t.column_names}, **made})
         comm = t["comm"]
         if comm.num_chunks != 1:
             return None
@@ -712,6 +721,34 @@ class _Reader:
         if len(d) and pc.max(pc.binary_length(d)).as_py() > MAX_VALUE_BYTES:
             return None
         return t
+
+    def uniform(self, pf: Any, i: int, columns: list[str]) -> dict[str, Any]:
+        """Columns of row group i that need no decoding, by the statistics bpfcap writes
+        (formats/writer.py): tgid and comm when every row holds one value (-> that
+        value), ret when no row failed (-> None: the column is left out)."""
+        md = pf.metadata
+        if self.index_of.get(self.path) is None:
+            schema = md.schema
+            self.index_of[self.path] = {schema.column(j).path: j for j in range(md.num_columns)}
+        index = self.index_of[self.path]
+        rg = md.row_group(i)
+        out: dict[str, Any] = {}
+        for name in ("tgid", "comm", "ret"):
+            if name not in columns or name not in index:
+                continue
+            st = rg.column(index[name]).statistics
+            if st is None or not st.has_min_max or st.null_count != 0:
+                continue
+            try:
+                lo, hi = st.min, st.max
+            except (UnicodeDecodeError, ValueError):
+                continue
+            if name == "ret":
+                if isinstance(lo, int) and lo >= 0:
+                    out[name] = None
+            elif lo == hi and (name == "tgid" or isinstance(lo, str)):
+                out[name] = lo
+        return out
 
     def processes(
         self, part: _Partial, tgid: np.ndarray, code: np.ndarray, ids: np.ndarray
@@ -761,6 +798,15 @@ class _Reader:
 
 
 _COMM_RAW = "comm" + RAW  # the exact bytes of a comm that is not UTF-8
+
+
+def _repeat(value: Any, n: int) -> pa.Array:
+    """`value` in n rows: a comm as a one-entry dictionary, a tgid as integers."""
+    if isinstance(value, str):
+        return pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(n, np.int32)), pa.array([value], pa.string())
+        )
+    return pa.array(np.full(n, value, np.int64))
 
 
 def _stored_as_expected(schema: pa.Schema, columns: list[str]) -> bool:

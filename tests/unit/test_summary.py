@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from bpfcap.analyze.profile import (
@@ -14,6 +15,7 @@ from bpfcap.analyze.profile import (
     RELATIVE_ERROR,
     Profile,
     Sketch,
+    _Reader,
     bucket_bounds,
     buckets,
     profile,
@@ -296,7 +298,17 @@ def test_row_groups_of_one_process_or_one_comm(tmp_path: Path) -> None:
         out = [open_row(tgid=p, comm=c, lat_ns=v) for p, c, v in zip(pids, comms, lats)]
         return out + [runq_row(tgid=p, comm="only", lat_ns=v) for p, v in zip(pids, lats)]
 
-    one = profile(Source(open_trace(write_trace(tmp_path / "1.parquet", rows([5] * 7)))))
+    one_file = write_trace(tmp_path / "1.parquet", rows([5] * 7))
+    one = profile(Source(open_trace(one_file)))
+    # the statistics say so: tgid (and runq's comm) are made, not decoded; no open failed
+    pf = pq.ParquetFile(one_file)
+    kinds = [pf.read_row_group(i, columns=["kind"])["kind"][0].as_py() for i in range(2)]
+    reader = _Reader()
+    uniform = {}
+    for i, kind in enumerate(kinds):
+        reader.read(one_file, i, ["tgid", "comm", "lat_ns", "ret"][: 4 if kind == "open" else 3])
+        uniform[kind] = reader.uniform(reader.file, i, ["tgid", "comm", "ret"])
+    assert uniform == {"open": {"tgid": 5, "ret": None}, "runq": {"tgid": 5, "comm": "only"}}
     assert sorted(one.processes) == [(5, "a", 3), (5, "b", 4), (5, "only", 7)]
     many = profile(Source(open_trace(write_trace(tmp_path / "n.parquet", rows([5, 6] * 3 + [5])))))
     assert sorted(many.processes) == [

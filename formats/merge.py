@@ -14,10 +14,11 @@ type could be the same events, counted twice. Such inputs are refused (UsageErro
 the only overlaps merged are of recordings of different types (recorded by two recorders
 at once). Slices of adjacent windows [a, b) and [b, c) of one recording cover a to b - 1
 and b to c - 1, so they merge back to exactly the rows of [a, c). The pieces of one
-recording (its segment files, the files of `record --rotate`: _piece()) all start at
-the recording's start and count its events cumulatively; they are one input here, whose
-rows are disjoint by segment (two pieces holding one segment are refused) and whose
-metadata is its newest piece's (a note says which segments no input holds).
+recording (its segment files, the files of `record --rotate`: _piece()) count its
+events from the recording's start, and their windows may overlap (a row read in a later
+drain than its event's); they are one input here, whose rows are disjoint by segment
+(two pieces holding one segment are refused) and whose metadata is its newest piece's,
+from the earliest start (a note says which segments no input holds).
 
 Metadata of a one-host merge: that of the earliest input (host, clock, processes, probes,
 kernel reads, command line), with start_ns the first start, end_ns the last end,
@@ -232,12 +233,14 @@ def _piece(t: Trace) -> tuple[tuple[Any, ...], int, int] | None:
     start), so pieces of one recording overlap in time by their metadata while their
     rows do not. None for any other trace."""
     m = t.meta
-    last = m.get("segment")
-    if not isinstance(last, int) or isinstance(last, bool) or "slice" in m or "merge" in m:
+    last, attached = m.get("segment"), m.get("attached_ns")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (last, attached)):
+        return None  # not a recorder's segment (which knows when its probes attached)
+    if "slice" in m or "merge" in m:
         return None
     host = m.get("host") or {}
     # (each rotated file has its own start_ns: the window it holds)
-    recording = (host.get("hostname"), host.get("boot_id"), m.get("attached_ns"), clock_offset(m))
+    recording = (host.get("hostname"), host.get("boot_id"), attached, clock_offset(m))
     spans = [segment_span(f.name) for f in t.files]
     first = m.get("first_segment") if len(t.files) == 1 else None
     if not isinstance(first, int) or isinstance(first, bool):

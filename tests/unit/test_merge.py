@@ -192,8 +192,9 @@ def rotated(d: Path, keep: int | None = None) -> list[Path]:
         rows = opens(START_NS + i * S, 7, 1000 + i, f"s{i}")
         if i == 4:  # an event before the segment began, read in a later drain
             rows[0] = dict(rows[0], ts_ns=START_NS + 4 * S - 5 * MS)
+        end = START_NS + (i + 1) * S - 1
         seg.close_segment(
-            meta(clean_stop=i == 5, end_ns=START_NS + (i + 1) * S - 1, events=counters),
+            meta(clean_stop=i == 5, end_ns=end, attached_ns=START_NS + MS, events=counters),
             lambda rows=rows: [table(rows)],
         )
         if i % 2:

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bpfcap.formats.errors import OutputError
-from bpfcap.formats.trace import HEADER, KEY_META, segment_span, trace_files
+from bpfcap.formats.trace import HEADER, KEY_META, row_group_kinds, segment_span, trace_files
 from bpfcap.formats.writer import merge_files, write_table_file
 
 
@@ -38,23 +38,11 @@ def _joined(f: Path) -> bool:
 
 def _earliest_ts(files: list[Path], default: int) -> int | None:
     """The smallest ts_ns of the rows of `files`, from their row groups' statistics;
-    `default` if they have no rows, None if a row group has no statistics for it."""
-    lows = []
-    for f in files:
-        md = pq.read_metadata(f)
-        names = [md.schema.column(j).path for j in range(md.num_columns)]
-        if "ts_ns" not in names:
-            continue
-        j = names.index("ts_ns")
-        for i in range(md.num_row_groups):
-            rg = md.row_group(i)
-            if rg.num_rows == 0:
-                continue
-            st = rg.column(j).statistics
-            if st is None or not st.has_min_max:
-                return None
-            lows.append(int(st.min))
-    return min(lows, default=default)
+    `default` if they have no rows, None if a row group's statistics cannot say."""
+    groups = list(row_group_kinds(files, times=True))
+    if any(g.ts is None for g in groups):
+        return None
+    return min((g.ts[0] for g in groups if g.ts is not None), default=default)
 
 
 class SegmentDir:

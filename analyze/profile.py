@@ -670,7 +670,7 @@ class _Reader:
         self.pid_table = np.full(1 << 16, -1, np.int32)
         self.pids: list[int] = []
         self.tgids = np.zeros(0, np.int64)
-        self.index_of: dict[Path | None, dict[str, int]] = {}  # column indices per file
+        self.leaves: dict[str, int] = {}  # the open file's column chunk index per column
 
     def close(self) -> None:
         if self.file is not None:
@@ -691,6 +691,8 @@ class _Reader:
             with reading(f):
                 self.file = pq.ParquetFile(f, read_dictionary=["comm", _COMM_RAW])
             self.path = f
+            md = self.file.metadata
+            self.leaves = {md.schema.column(j).path: j for j in range(md.num_columns)}
         pf = self.file
         key = (f, tuple(columns))
         ok = self.ok.get(key)
@@ -701,7 +703,7 @@ class _Reader:
         if not ok:
             return None
         raw = self.ok[(f, (_COMM_RAW,))]
-        uniform = self.uniform(pf, i, columns)
+        uniform = self.uniform(i, columns)
         wanted = [c for c in columns if c not in uniform]
         with reading(f):
             t = pf.read_row_group(
@@ -722,16 +724,13 @@ class _Reader:
             return None
         return t
 
-    def uniform(self, pf: Any, i: int, columns: list[str]) -> dict[str, Any]:
-        """Columns of row group i that need no decoding, by the statistics bpfcap writes
-        (formats/writer.py): tgid and comm when every row holds one value (-> that
-        value), ret when no row failed (-> None: the column is left out)."""
-        md = pf.metadata
-        if self.index_of.get(self.path) is None:
-            schema = md.schema
-            self.index_of[self.path] = {schema.column(j).path: j for j in range(md.num_columns)}
-        index = self.index_of[self.path]
-        rg = md.row_group(i)
+    def uniform(self, i: int, columns: list[str]) -> dict[str, Any]:
+        """Columns of the open file's row group i that need no decoding, by the
+        statistics bpfcap writes (formats/writer.py): tgid and comm when every row holds
+        one value (-> that value), ret when no row failed (-> None: the column is left
+        out)."""
+        index = self.leaves
+        rg = self.file.metadata.row_group(i)
         out: dict[str, Any] = {}
         for name in ("tgid", "comm", "ret"):
             if name not in columns or name not in index:

@@ -307,7 +307,7 @@ def test_row_groups_of_one_process_or_one_comm(tmp_path: Path) -> None:
     uniform = {}
     for i, kind in enumerate(kinds):
         reader.read(one_file, i, ["tgid", "comm", "lat_ns", "ret"][: 4 if kind == "open" else 3])
-        uniform[kind] = reader.uniform(reader.file, i, ["tgid", "comm", "ret"])
+        uniform[kind] = reader.uniform(i, ["tgid", "comm", "ret"])
     assert uniform == {"open": {"tgid": 5, "ret": None}, "runq": {"tgid": 5, "comm": "only"}}
     assert sorted(one.processes) == [(5, "a", 3), (5, "b", 4), (5, "only", 7)]
     many = profile(Source(open_trace(write_trace(tmp_path / "n.parquet", rows([5, 6] * 3 + [5])))))
